@@ -1,0 +1,1 @@
+"""nodedrop-rq: NodeDrop-compatible workflow executions on an RQ worker pool."""

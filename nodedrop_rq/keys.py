@@ -1,0 +1,41 @@
+"""Every Redis key and channel nodedrop-rq writes, in one place.
+
+The worker, the API, the CLI and the exporter all build names here, so they cannot drift apart.
+RQ's own keys (``rq:queue:<q>``, ``rq:wip:<q>``, ``rq:job:<id>``, ...) belong to RQ and are not listed.
+"""
+
+from __future__ import annotations
+
+PREFIX = "nodedrop"
+
+# Pub/sub channel for node and execution events; NodeDrop's UI listens on this name.
+EVENTS_CHANNEL = "execution-events"
+
+
+def execution(execution_id: str) -> str:
+    """Hash: one execution's state. TTL EXECUTION_STATE_TTL while active, COMPLETION_TTL once terminal."""
+    return f"{PREFIX}:execution:{execution_id}"
+
+
+def idempotency(key: str) -> str:
+    """String: execution id submitted under an idempotency key. Same TTL as that execution's state."""
+    return f"{PREFIX}:idempotency:{key}"
+
+
+def counters(queue: str) -> str:
+    """Hash: monotonic counters of one queue (completed, failed, retried, duration sum/count/buckets).
+
+    No TTL: the exporter publishes these as Prometheus counters, which must never reset.
+    """
+    return f"{PREFIX}:counters:{queue}"
+
+
+def worker_concurrency() -> str:
+    """Hash: worker name -> number of worker processes its pool runs. Entries of dead workers are
+    ignored by readers, which join on RQ's live worker set; pools remove theirs on exit."""
+    return f"{PREFIX}:worker-concurrency"
+
+
+def queues() -> str:
+    """Set: names of queues that executions were ever submitted to (for the exporter). No TTL."""
+    return f"{PREFIX}:queues"

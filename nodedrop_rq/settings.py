@@ -1,0 +1,174 @@
+"""The one settings object, built from environment variables at process start.
+
+No other module reads ``os.environ``: they receive a :class:`Settings` (or call :func:`get_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid; the message names the variable and the value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Worker processes one `nodedrop-rq worker` container runs (= concurrent executions it takes).
+    worker_concurrency: int = 5
+    state_ttl: int = 86400
+    completion_ttl: int = 3600
+    queue: str = "executions"
+    retry_intervals: tuple[int, ...] = (2, 4, 8)
+    job_timeout: int = 900
+    # Failed executions wait here for manual review (RQ's FailedJobRegistry TTL).
+    failure_ttl: int = 30 * 86400
+    # RQ's defaults (420 s / 600 s / 30 s) take 90 s to 13 min to notice a SIGKILLed worker;
+    # these keep recovery of an abandoned execution under 30 s.
+    worker_ttl: int = 20
+    maintenance_interval: int = 5
+    job_monitoring_interval: int = 5
+    # Seconds of missed heartbeats after which a running execution counts as abandoned.
+    heartbeat_grace: int = 10
+    api_token: str | None = field(default=None, repr=False)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    exporter_host: str = "0.0.0.0"
+    exporter_port: int = 9727
+    max_body_bytes: int = 1_048_576
+    # Workflow limits, enforced at validation (submit time).
+    max_nodes: int = 500
+    max_input_items: int = 10_000
+    max_expression_length: int = 2_000
+    max_document_bytes: int = 1_048_576
+    max_delay_seconds: float = 300.0
+    log_level: str = "INFO"
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_intervals) + 1
+
+    @property
+    def heartbeat_ttl(self) -> int:
+        return self.job_monitoring_interval + self.heartbeat_grace
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        d = cls()
+        return cls(
+            redis_url=_redis_url(env, "REDIS_URL", d.redis_url),
+            worker_concurrency=_int(env, "EXECUTION_WORKER_CONCURRENCY", d.worker_concurrency, minimum=1),
+            state_ttl=_int(env, "EXECUTION_STATE_TTL", d.state_ttl, minimum=1),
+            completion_ttl=_int(env, "EXECUTION_COMPLETION_TTL", d.completion_ttl, minimum=1),
+            queue=_name(env, "EXECUTION_QUEUE", d.queue),
+            retry_intervals=_int_list(env, "EXECUTION_RETRY_INTERVALS", d.retry_intervals),
+            job_timeout=_int(env, "EXECUTION_JOB_TIMEOUT", d.job_timeout, minimum=1),
+            failure_ttl=_int(env, "EXECUTION_FAILURE_TTL", d.failure_ttl, minimum=1),
+            worker_ttl=_int(env, "EXECUTION_WORKER_TTL", d.worker_ttl, minimum=16),
+            maintenance_interval=_int(env, "EXECUTION_MAINTENANCE_INTERVAL", d.maintenance_interval, minimum=1),
+            job_monitoring_interval=_int(
+                env, "EXECUTION_JOB_MONITORING_INTERVAL", d.job_monitoring_interval, minimum=1
+            ),
+            heartbeat_grace=_int(env, "EXECUTION_HEARTBEAT_GRACE", d.heartbeat_grace, minimum=1),
+            api_token=env.get("NODEDROP_API_TOKEN") or None,
+            api_host=env.get("NODEDROP_API_HOST", d.api_host) or d.api_host,
+            api_port=_int(env, "NODEDROP_API_PORT", d.api_port, minimum=1, maximum=65535),
+            exporter_host=env.get("NODEDROP_EXPORTER_HOST", d.exporter_host) or d.exporter_host,
+            exporter_port=_int(env, "NODEDROP_EXPORTER_PORT", d.exporter_port, minimum=1, maximum=65535),
+            max_body_bytes=_int(env, "NODEDROP_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
+            max_nodes=_int(env, "WORKFLOW_MAX_NODES", d.max_nodes, minimum=1),
+            max_input_items=_int(env, "WORKFLOW_MAX_ITEMS", d.max_input_items, minimum=1),
+            max_expression_length=_int(env, "WORKFLOW_MAX_EXPRESSION_LENGTH", d.max_expression_length, minimum=1),
+            max_document_bytes=_int(env, "WORKFLOW_MAX_DOCUMENT_BYTES", d.max_document_bytes, minimum=1024),
+            max_delay_seconds=float(_int(env, "WORKFLOW_MAX_DELAY_SECONDS", int(d.max_delay_seconds), minimum=0)),
+            log_level=_choice(env, "NODEDROP_LOG_LEVEL", d.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _bad(name: str, value: str, why: str) -> SettingsError:
+    return SettingsError(f"invalid {name}={value!r}: {why}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(name, raw, "expected a whole number") from None
+    if value < minimum:
+        raise _bad(name, raw, f"must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise _bad(name, raw, f"must be at most {maximum}")
+    return value
+
+
+def _int_list(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    if name not in env:
+        return default
+    raw = env[name]
+    parts = [p.strip() for p in raw.split(",")]
+    if not raw.strip() or any(p == "" for p in parts):
+        raise _bad(name, raw, "expected a comma-separated list of seconds, e.g. 2,4,8")
+    values = []
+    for part in parts:
+        try:
+            value = int(part)
+        except ValueError:
+            raise _bad(name, raw, f"{part!r} is not a whole number of seconds") from None
+        if value < 0:
+            raise _bad(name, raw, "intervals cannot be negative")
+        values.append(value)
+    return tuple(values)
+
+
+def _name(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    if not all(c.isalnum() or c in "-_.:" for c in raw):
+        raise _bad(name, raw, "use letters, digits and - _ . : only")
+    return raw
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    if raw.upper() not in choices:
+        raise _bad(name, raw, f"expected one of {', '.join(choices)}")
+    return raw.upper()
+
+
+def _redis_url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    parts = urlsplit(raw)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        # The URL may hold a password: name the scheme, never echo the value.
+        raise SettingsError(f"invalid {name}: scheme {parts.scheme!r} is not redis://, rediss:// or unix://")
+    return raw
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once from the environment."""
+    return Settings.from_env()
