@@ -19,6 +19,8 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # False when REDIS_URL was not set: the demo then starts its own redis-server.
+    redis_url_given: bool = False
     # Worker processes one `nodedrop-rq worker` container runs (= concurrent executions it takes).
     worker_concurrency: int = 5
     state_ttl: int = 86400
@@ -48,6 +50,8 @@ class Settings:
     max_document_bytes: int = 1_048_576
     max_delay_seconds: float = 300.0
     log_level: str = "INFO"
+    # Modules imported by workers at start; they register Python callables for `function` nodes.
+    function_modules: tuple[str, ...] = ()
 
     @property
     def max_attempts(self) -> int:
@@ -66,6 +70,7 @@ class Settings:
         d = cls()
         return cls(
             redis_url=_redis_url(env, "REDIS_URL", d.redis_url),
+            redis_url_given=_raw(env, "REDIS_URL") is not None,
             worker_concurrency=_int(env, "EXECUTION_WORKER_CONCURRENCY", d.worker_concurrency, minimum=1),
             state_ttl=_int(env, "EXECUTION_STATE_TTL", d.state_ttl, minimum=1),
             completion_ttl=_int(env, "EXECUTION_COMPLETION_TTL", d.completion_ttl, minimum=1),
@@ -91,6 +96,9 @@ class Settings:
             max_document_bytes=_int(env, "WORKFLOW_MAX_DOCUMENT_BYTES", d.max_document_bytes, minimum=1024),
             max_delay_seconds=float(_int(env, "WORKFLOW_MAX_DELAY_SECONDS", int(d.max_delay_seconds), minimum=0)),
             log_level=_choice(env, "NODEDROP_LOG_LEVEL", d.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
+            function_modules=tuple(
+                m.strip() for m in env.get("NODEDROP_FUNCTION_MODULES", "").split(",") if m.strip()
+            ),
         )
 
 
@@ -168,7 +176,21 @@ def _redis_url(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
-@lru_cache(maxsize=1)
+_configured: Settings | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Make ``settings`` this process's settings (a worker started with explicit settings passes them
+    on to the job code it runs)."""
+    global _configured
+    _configured = settings
+
+
 def get_settings() -> Settings:
-    """Settings of this process, read once from the environment."""
+    """Settings of this process: those given to :func:`configure`, else read once from the environment."""
+    return _configured if _configured is not None else _settings_from_env()
+
+
+@lru_cache(maxsize=1)
+def _settings_from_env() -> Settings:
     return Settings.from_env()

@@ -1,0 +1,177 @@
+"""The Prometheus collector: everything is read from Redis on each scrape, in two pipelined round
+trips whatever the number of queues, workers or jobs. It never runs RQ's registry cleanup or job
+callbacks (counting must not change what it counts)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from redis import Redis
+from redis.exceptions import RedisError
+from rq.worker_registration import REDIS_WORKER_KEYS
+
+from nodedrop_rq import counters, keys
+from nodedrop_rq.settings import Settings
+from nodedrop_rq.stats import add_count_commands
+from nodedrop_rq.worker import CONCURRENCY_FIELD
+
+log = logging.getLogger(__name__)
+
+# The head of an RQ queue list is its oldest waiting job; returns that job's enqueued_at (or nil).
+_OLDEST_ENQUEUED_AT = """
+local id = redis.call('LINDEX', KEYS[1], 0)
+if not id then return false end
+return redis.call('HGET', ARGV[1] .. id, 'enqueued_at')
+"""
+
+
+class NodedropCollector(Collector):
+    def __init__(self, connection: Redis, settings: Settings) -> None:
+        self.connection = connection
+        self.settings = settings
+        self._oldest = connection.register_script(_OLDEST_ENQUEUED_AT)
+        self.last_error: str | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        up = GaugeMetricFamily("nodedrop_redis_up", "1 when the last scrape could read Redis, else 0.")
+        try:
+            metrics = list(self._collect_from_redis())
+            up.add_metric([], 1)
+            if self.last_error is not None:
+                log.info("Redis answers again")
+            self.last_error = None
+        except RedisError as exc:
+            # No stale numbers: when Redis cannot be read, the queue series are simply absent.
+            metrics = []
+            up.add_metric([], 0)
+            if self.last_error is None:  # one line per outage, not one per scrape
+                log.warning("cannot read Redis (nodedrop_redis_up=0 until it answers): %s: %s",
+                            type(exc).__name__, exc)
+            self.last_error = f"{type(exc).__name__}: {exc}"
+        yield up
+        yield from metrics
+        took = GaugeMetricFamily("nodedrop_exporter_scrape_duration_seconds",
+                                 "Time this scrape spent reading Redis and building metrics.")
+        took.add_metric([], time.perf_counter() - started)
+        yield took
+
+    def _collect_from_redis(self) -> Iterator[Metric]:
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.smembers(keys.queues())
+            pipe.smembers(REDIS_WORKER_KEYS)
+            pipe.info("memory")
+            queue_members, worker_keys, memory = pipe.execute()
+        queues = sorted({_s(q) for q in queue_members} | {self.settings.queue})
+        worker_keys = sorted(_s(k) for k in worker_keys)
+
+        with self.connection.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                add_count_commands(pipe, queue)
+                self._oldest(keys=[f"rq:queue:{queue}"], args=["rq:job:"], client=pipe)
+                pipe.hgetall(keys.counters(queue))
+            for key in worker_keys:
+                pipe.hmget(key, "state", "last_heartbeat", CONCURRENCY_FIELD)
+            values = pipe.execute()
+
+        per_queue = 7
+        now = datetime.now(timezone.utc)
+        gauges = {name: GaugeMetricFamily(f"nodedrop_queue_{name}", help_text, labels=["queue"])
+                  for name, help_text in _QUEUE_GAUGES}
+        oldest = GaugeMetricFamily("nodedrop_queue_oldest_waiting_age_seconds",
+                                   "Age of the oldest waiting execution (0 when none waits).", labels=["queue"])
+        desired = GaugeMetricFamily(
+            "nodedrop_workers_desired",
+            "Worker containers to run: ceil((waiting + active) / EXECUTION_WORKER_CONCURRENCY).",
+            labels=["queue"])
+        totals = {field: CounterMetricFamily(f"nodedrop_executions_{field}", help_text, labels=["queue"])
+                  for field, help_text in _COUNTERS}
+        duration = HistogramMetricFamily("nodedrop_execution_duration_seconds",
+                                         "Run time of execution attempts that ended (succeeded or failed).",
+                                         labels=["queue"])
+        active_total = 0
+        for index, queue in enumerate(queues):
+            waiting, active, completed, failed, scheduled, oldest_at, raw_counters = \
+                values[index * per_queue:(index + 1) * per_queue]
+            for name, value in (("waiting", waiting), ("active", active), ("completed", completed),
+                                ("failed", failed), ("scheduled", scheduled)):
+                gauges[name].add_metric([queue], int(value))
+            oldest.add_metric([queue], _age(oldest_at, now))
+            desired.add_metric([queue], math.ceil((int(waiting) + int(active)) / self.settings.worker_concurrency))
+            active_total += int(active)
+            raw = counters.decode(raw_counters)
+            for field, _ in _COUNTERS:
+                totals[field].add_metric([queue], float(raw.get(field, 0)))
+            duration.add_metric([queue], counters.cumulative_buckets(raw),
+                                sum_value=float(raw.get(counters.DURATION_SUM, 0)))
+
+        yield from gauges.values()
+        yield oldest
+        yield from totals.values()
+        yield duration
+        yield desired
+        yield from self._worker_metrics(values[len(queues) * per_queue:], now, active_total)
+        used = GaugeMetricFamily("nodedrop_redis_memory_used_bytes", "Redis used_memory.")
+        used.add_metric([], float(memory.get("used_memory", 0)))
+        yield used
+
+    def _worker_metrics(self, rows: list[list[bytes | None]], now: datetime, active: int) -> Iterator[Metric]:
+        # A worker hash outlives a dead worker by worker_ttl + 60 s; only a recent heartbeat counts.
+        max_age = self.settings.worker_ttl + self.settings.heartbeat_grace
+        states = {"idle": 0, "busy": 0}
+        for state, heartbeat, _concurrency in rows:
+            if state is None or heartbeat is None or _age(heartbeat, now) > max_age:
+                continue
+            name = _s(state)
+            states["busy" if name == "busy" else "idle"] += 1
+        workers = GaugeMetricFamily("nodedrop_workers", "Live worker processes by state.", labels=["state"])
+        for name, count in states.items():
+            workers.add_metric([name], count)
+        capacity_value = sum(states.values())
+        capacity = GaugeMetricFamily("nodedrop_worker_capacity",
+                                     "Concurrent executions the live workers can run (one per process).")
+        capacity.add_metric([], capacity_value)
+        utilization = GaugeMetricFamily("nodedrop_worker_utilization_ratio",
+                                        "Active executions / capacity (0 when there is no capacity).")
+        utilization.add_metric([], min(active / capacity_value, 1.0) if capacity_value else 0.0)
+        yield workers
+        yield capacity
+        yield utilization
+
+
+_QUEUE_GAUGES = (
+    ("waiting", "Executions waiting in the queue."),
+    ("active", "Executions running now."),
+    ("completed", "Succeeded executions still kept (EXECUTION_COMPLETION_TTL)."),
+    ("failed", "Executions in the failed registry, waiting for manual review."),
+    ("scheduled", "Executions waiting for their next retry."),
+)
+_COUNTERS = (
+    ("completed", "Executions that succeeded."),
+    ("failed", "Executions that failed for good (retries used up)."),
+    ("retried", "Failed attempts that were scheduled for a retry."),
+    ("cancelled", "Executions cancelled on request."),
+)
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _age(stamp: bytes | str | None, now: datetime) -> float:
+    if not stamp:
+        return 0.0
+    text = _s(stamp)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, (now - moment).total_seconds())

@@ -1,0 +1,61 @@
+"""The exporter's HTTP server: ``/metrics`` (Prometheus text, OpenMetrics when asked) and ``/health``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from wsgiref.simple_server import make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+from redis import Redis
+from redis.exceptions import RedisError
+
+from exporter.collector import NodedropCollector
+from nodedrop_rq.connection import redis_from_settings
+from nodedrop_rq.settings import Settings
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., object]
+
+
+def build_app(connection: Redis, settings: Settings) -> Callable[[dict, StartResponse], Iterable[bytes]]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodedropCollector(connection, settings))
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            return metrics_app(environ, start_response)
+        if path == "/health":
+            try:
+                connection.ping()
+                body, status = {"status": "healthy", "redis": "up"}, "200 OK"
+            except RedisError as exc:
+                body = {"status": "unhealthy", "redis": "down", "reason": f"{type(exc).__name__}: {exc}"}
+                status = "503 Service Unavailable"
+            return _json(start_response, status, body)
+        return _json(start_response, "404 Not Found", {"error": f"no route {path}; try /metrics or /health"})
+
+    return app
+
+
+def _json(start_response: StartResponse, status: str, body: dict) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    # A bounded socket timeout: a scrape during a Redis outage answers `nodedrop_redis_up 0`, not a hang.
+    connection = redis_from_settings(settings, socket_timeout=2.0)
+    server = make_server(host, port, build_app(connection, settings), ThreadingWSGIServer,
+                         handler_class=_SilentHandler)
+    log.info("nodedrop-exporter serving http://%s:%d/metrics", host, server.server_port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()

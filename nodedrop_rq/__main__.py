@@ -1,0 +1,4 @@
+from nodedrop_rq.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""Commands that talk to Redis: submit, status, cancel, failed, stats, worker, demo."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from nodedrop_rq.cli.common import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    connect,
+    fail,
+    handles_operation_errors,
+    load_settings,
+    parse_json_option,
+    print_json,
+    read_json_source,
+    redis_errors,
+)
+from nodedrop_rq.control import ExecutionControl
+from nodedrop_rq.state import TERMINAL
+from nodedrop_rq.stats import known_queues, queue_stats
+from nodedrop_rq.submit import submit_execution
+from nodedrop_rq.workflow import WorkflowInvalid
+
+
+def register(group: click.Group) -> None:
+    for command in (submit, status, cancel, failed, stats, worker, demo):
+        group.add_command(command)
+
+
+@click.command()
+@click.argument("source", metavar="FILE|-")
+@click.option("--input", "input_json", help="Input as JSON: one object (one item) or a list of them.")
+@click.option("--idempotency-key", help="Submitting again with this key returns the same execution.")
+@click.option("--queue", help="Queue to submit to (default: EXECUTION_QUEUE).")
+@click.option("--wait", is_flag=True, help="Show progress and wait for the result.")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="With --wait: give up after.")
+@click.option("--json", "as_json", is_flag=True, help="Print the execution state as JSON.")
+def submit(source: str, input_json: str | None, idempotency_key: str | None, queue: str | None, wait: bool,
+           timeout: float, as_json: bool) -> None:
+    """Submit a workflow for execution on the worker pool."""
+    settings = load_settings()
+    document = read_json_source(source)
+    data = parse_json_option(input_json, "--input")
+    with redis_errors(settings):
+        connection = connect(settings)
+        try:
+            execution_id = submit_execution(document, data, idempotency_key=idempotency_key,
+                                            connection=connection, settings=settings, queue=queue)
+        except WorkflowInvalid as exc:
+            click.echo(f"error: the workflow is invalid ({len(exc.problems)} problem(s)):", err=True)
+            for problem in exc.problems:
+                click.echo(f"  {problem.path or '(document)'}: {problem.message}", err=True)
+            sys.exit(EXIT_INVALID)
+        control = ExecutionControl(connection, settings)
+        if not wait:
+            if as_json:
+                print_json(control.get(execution_id))
+            else:
+                click.echo(execution_id)
+            return
+        final = _wait(control, execution_id, timeout, show_progress=not as_json)
+    if as_json:
+        print_json(final)
+    else:
+        _print_state(final)
+    if final["status"] != "succeeded":
+        sys.exit(EXIT_FAILED)
+
+
+def _wait(control: ExecutionControl, execution_id: str, timeout: float, show_progress: bool) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last_line = ""
+    tty = sys.stderr.isatty()
+    while True:
+        current = control.get(execution_id)
+        line = _progress_line(current)
+        if show_progress and line != last_line:
+            click.echo(("\r\033[K" if tty else "") + line, err=True, nl=not tty)
+            last_line = line
+        if current["status"] in TERMINAL:
+            if show_progress and tty:
+                click.echo("", err=True)
+            return current
+        if time.monotonic() > deadline:
+            fail(f"execution {execution_id} still {current['status']} after {timeout:g} s", EXIT_FAILED)
+        time.sleep(0.1)
+
+
+def _progress_line(current: dict[str, Any]) -> str:
+    attempt = f"attempt {current.get('attempt') or 1}/{current.get('maxAttempts')}"
+    status = current["status"]
+    if status == "running" and current.get("currentNode"):
+        node = (current.get("nodes") or {}).get(current["currentNode"], {})
+        return f"[{attempt}] running node {node.get('name') or current['currentNode']!r}"
+    if status == "retrying":
+        message = (current.get("error") or {}).get("message", "")
+        return f"[{attempt}] failed: {message}; retrying at {current.get('nextRetryAt')}"
+    return f"[{attempt}] {status}"
+
+
+def _print_state(current: dict[str, Any]) -> None:
+    click.echo(f"execution {current['id']}  workflow {current.get('workflowName')!r}")
+    click.echo(f"  status:   {current['status']} (attempt {current.get('attempt')}/{current.get('maxAttempts')})")
+    for label in ("createdAt", "startedAt", "finishedAt", "nextRetryAt"):
+        if current.get(label):
+            click.echo(f"  {label + ':':<10}{current[label]}")
+    for node_id, node in (current.get("nodes") or {}).items():
+        took = f"{node['durationMs']:.1f} ms" if node.get("durationMs") is not None else ""
+        click.echo(f"  - {node.get('name') or node_id:<24} {node.get('status', ''):<10} {took}"
+                   + (f"  {node['error']}" if node.get("error") else ""))
+    if current.get("error"):
+        error = current["error"]
+        where = error.get("nodeName") or error.get("nodeId") or "-"
+        click.echo(f"  error:    {error.get('message')} (node {where})")
+    if current["status"] == "succeeded":
+        click.echo(f"  output:   {current.get('output')}")
+
+
+@click.command()
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True)
+@handles_operation_errors
+def status(execution_id: str, as_json: bool) -> None:
+    """Show an execution's state."""
+    settings = load_settings()
+    with redis_errors(settings):
+        current = ExecutionControl(connect(settings), settings).get(execution_id)
+    print_json(current) if as_json else _print_state(current)
+
+
+@click.command()
+@click.argument("execution_id")
+@handles_operation_errors
+def cancel(execution_id: str) -> None:
+    """Cancel a queued, retrying or running execution."""
+    settings = load_settings()
+    with redis_errors(settings):
+        current = ExecutionControl(connect(settings), settings).cancel(execution_id)
+    if current["status"] == "cancelled":
+        click.echo(f"cancelled {execution_id}")
+    else:
+        click.echo(f"cancel requested: {execution_id} stops at its next node boundary")
+
+
+@click.group()
+def failed() -> None:
+    """Review and requeue executions that used up their retries."""
+
+
+@failed.command("list")
+@click.option("--queue")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def failed_list(queue: str | None, limit: int, as_json: bool) -> None:
+    """List failed executions, newest first."""
+    settings = load_settings()
+    with redis_errors(settings):
+        control = ExecutionControl(connect(settings), settings)
+        items = control.list_failed(queue, limit=limit)
+        total = control.failed_count(queue)
+    if as_json:
+        print_json({"total": total, "executions": [item.to_dict() for item in items]})
+        return
+    click.echo(f"{total} failed execution(s)" + (f", showing {len(items)}" if total > len(items) else ""))
+    for item in items:
+        message = (item.error or {}).get("message") or (item.exc_string or "").strip().splitlines()[-1:] or ""
+        click.echo(f"{item.id}  {item.failed_at or '-'}  {item.workflow_name or '-'}  {message}")
+
+
+@failed.command("show")
+@click.argument("execution_id")
+@handles_operation_errors
+def failed_show(execution_id: str) -> None:
+    """Show why an execution failed, with RQ's record of the last attempt."""
+    settings = load_settings()
+    with redis_errors(settings):
+        item, current = ExecutionControl(connect(settings), settings).show_failed(execution_id)
+    if current:
+        _print_state(current)
+    else:
+        click.echo(f"execution {execution_id} (state expired; RQ's record follows)")
+    if item.exc_string:
+        click.echo("  last attempt's traceback:")
+        click.echo("    " + item.exc_string.strip().replace("\n", "\n    "))
+
+
+@failed.command("requeue")
+@click.argument("execution_ids", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Requeue every failed execution of the queue.")
+@click.option("--queue")
+@handles_operation_errors
+def failed_requeue(execution_ids: tuple[str, ...], all_: bool, queue: str | None) -> None:
+    """Run failed executions again (with the full retry schedule)."""
+    if not execution_ids and not all_:
+        fail("give execution ids or --all", EXIT_INVALID)
+    settings = load_settings()
+    with redis_errors(settings):
+        control = ExecutionControl(connect(settings), settings)
+        done = control.requeue_all(queue) if all_ else [control.requeue(i)["id"] for i in execution_ids]
+    for execution_id in done:
+        click.echo(f"requeued {execution_id}")
+    if all_:
+        click.echo(f"{len(done)} execution(s) requeued")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def stats(as_json: bool) -> None:
+    """Waiting/active/completed/failed (and scheduled) executions per queue."""
+    settings = load_settings()
+    with redis_errors(settings):
+        connection = connect(settings)
+        rows = queue_stats(connection, known_queues(connection, settings.queue))
+    if as_json:
+        print_json({row.queue: row.as_health() | {"scheduled": row.scheduled} for row in rows})
+        return
+    click.echo(f"{'queue':<20}{'waiting':>9}{'active':>9}{'scheduled':>11}{'completed':>11}{'failed':>9}")
+    for row in rows:
+        click.echo(f"{row.queue:<20}{row.waiting:>9}{row.active:>9}{row.scheduled:>11}{row.completed:>11}"
+                   f"{row.failed:>9}")
+
+
+@click.command()
+@click.option("--concurrency", type=click.IntRange(min=1), help="Worker processes (default: "
+              "EXECUTION_WORKER_CONCURRENCY).")
+@click.option("--queue", help="Queue to work on (default: EXECUTION_QUEUE).")
+@click.option("--burst", is_flag=True, help="Quit when the queue is empty.")
+def worker(concurrency: int | None, queue: str | None, burst: bool) -> None:
+    """Run a pool of ExecutionWorker processes (one container = N concurrent executions)."""
+    from nodedrop_rq.pool import ExecutionWorkerPool
+
+    settings = load_settings()
+    pool = ExecutionWorkerPool(settings, concurrency=concurrency, queue=queue)
+    pool.start(burst=burst, logging_level=settings.log_level)
+
+
+@click.command()
+@click.option("--concurrency", type=click.IntRange(min=1, max=16), default=2, show_default=True)
+def demo(concurrency: int) -> None:
+    """Start Redis (unless REDIS_URL is set) and a worker pool, run the examples, print a summary."""
+    from nodedrop_rq.demo import run_demo
+
+    sys.exit(run_demo(load_settings(), concurrency=concurrency))

@@ -1,0 +1,67 @@
+"""``nodedrop-rq worker``: N ExecutionWorker processes under RQ's WorkerPool supervisor.
+
+RQ's WorkerPool already respawns dead workers every second and turns SIGTERM into a warm shutdown
+of each worker; this subclass only builds ExecutionWorkers with our settings (RQ's pool would not
+pass worker_ttl and the monitoring intervals through) and labels them with the pool's name and size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from multiprocessing import get_context
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from redis import ConnectionPool, Redis
+from rq.logutils import setup_loghandlers
+from rq.worker_pool import WorkerPool
+
+from nodedrop_rq.connection import SERIALIZER, redis_from_settings
+from nodedrop_rq.settings import Settings
+from nodedrop_rq.worker import ExecutionWorker
+
+log = logging.getLogger(__name__)
+
+
+class ExecutionWorkerPool(WorkerPool):
+    def __init__(self, settings: Settings, concurrency: int | None = None, queue: str | None = None,
+                 connection: Redis | None = None) -> None:
+        self.settings = settings
+        super().__init__(
+            [queue or settings.queue],
+            connection=connection or redis_from_settings(settings),
+            num_workers=concurrency or settings.worker_concurrency,
+            worker_class=ExecutionWorker,
+            serializer=SERIALIZER,
+        )
+
+    def get_worker_process(self, name: str, burst: bool, _sleep: float = 0,
+                           logging_level: str = "INFO") -> BaseProcess:
+        return get_context("fork").Process(
+            target=run_pool_worker,
+            args=(name, self._queue_names, self._connection_class, self._pool_class, self._pool_kwargs),
+            kwargs={"settings": self.settings, "pool_name": self.name, "pool_concurrency": self.num_workers,
+                    "pool_pid": os.getpid(),
+                    "burst": burst, "logging_level": logging_level},
+            name=f"ExecutionWorker {name} (pool {self.name})",
+        )
+
+
+def run_pool_worker(name: str, queue_names: list[str], connection_class: Any, pool_class: Any,
+                    pool_kwargs: dict[str, Any], *, settings: Settings, pool_name: str, pool_concurrency: int,
+                    pool_pid: int, burst: bool, logging_level: str) -> None:
+    # Our own process group: a terminal's Ctrl-C reaches only the supervisor, which forwards exactly
+    # one SIGINT (warm shutdown); a second signal would make RQ kill the running execution.
+    os.setpgrp()
+    connection = connection_class(connection_pool=ConnectionPool(connection_class=pool_class, **pool_kwargs))
+    worker = ExecutionWorker(queue_names, name=name, connection=connection, settings=settings,
+                             pool_name=pool_name, pool_concurrency=pool_concurrency, pool_pid=pool_pid)
+    setup_loghandlers(logging_level, name="rq.worker")
+    try:
+        worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+    except Exception as exc:  # noqa: BLE001 - the supervisor restarts us; say why once
+        log.error("worker %s stopped: %s: %s", name, type(exc).__name__, exc)
+        time.sleep(1)
+        raise SystemExit(1) from None

@@ -1,0 +1,31 @@
+"""RQ's scheduler (it moves due retries back to the queue) with a short lock lease.
+
+RQ leases the per-queue scheduler lock for ``interval + 60`` s. When the worker holding it is SIGKILLed,
+no retry of any execution fires until the lease runs out: a minute of stalled retries. We shorten the
+lease after every acquire and heartbeat (once a second), so another worker takes over within seconds.
+"""
+
+from __future__ import annotations
+
+from rq.scheduler import RQScheduler
+
+LOCK_LEASE_SECONDS = 8
+
+
+class RetryScheduler(RQScheduler):
+    def acquire_locks(self, auto_start: bool = False) -> set[str]:
+        locks = super().acquire_locks(auto_start=auto_start)
+        self._shorten_leases()
+        return locks
+
+    def heartbeat(self) -> None:
+        super().heartbeat()
+        self._shorten_leases()
+
+    def _shorten_leases(self) -> None:
+        if not self._acquired_locks:
+            return
+        with self.connection.pipeline() as pipe:
+            for name in self._acquired_locks:
+                pipe.expire(self.get_locking_key(name), LOCK_LEASE_SECONDS)
+            pipe.execute()

@@ -1,0 +1,138 @@
+"""Fixtures: a real redis-server on a free loopback port, real worker pools as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from nodedrop_rq.embedded_redis import EmbeddedRedis
+from nodedrop_rq.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "nodedrop_rq" / "examples"
+FUNCTIONS_MODULE = "tests.support.functions"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    Redis.from_url(redis_server.url).flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_conn(redis_url: str) -> Iterator[Redis]:
+    connection = Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+def child_env(redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXECUTION_", "NODEDROP_", "WORKFLOW_"))}
+    env.update({"REDIS_URL": redis_url, "NODEDROP_FUNCTION_MODULES": FUNCTIONS_MODULE,
+                "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")})
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return Settings.from_env(child_env(redis_url))
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (RQ's horses and our pool's workers leave its process group)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class PoolProcess:
+    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill_all(self) -> None:
+        """SIGKILL the supervisor, its workers and their horses at once (a container OOM kill)."""
+        for pid in [self.pid, *descendants(self.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(10)
+
+    def terminate(self, timeout: float = 60) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_pool(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., PoolProcess]]:
+    pools: list[PoolProcess] = []
+
+    def start(concurrency: int = 2, args: list[str] | None = None, **env: str) -> PoolProcess:
+        log = tmp_path / f"pool-{len(pools)}.log"
+        command = args or [sys.executable, "-m", "nodedrop_rq", "worker", "--concurrency", str(concurrency)]
+        process = subprocess.Popen(command, env=child_env(redis_url, **env), cwd=ROOT,
+                                   stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        pool = PoolProcess(process, log)
+        pools.append(pool)
+        return pool
+
+    yield start
+    for pool in pools:
+        if pool.process.poll() is None:
+            leftovers = descendants(pool.pid)
+            pool.process.send_signal(signal.SIGTERM)
+            try:
+                pool.process.wait(20)
+            except subprocess.TimeoutExpired:
+                pool.kill_all()
+            for pid in leftovers:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1, what: str = "") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")

@@ -1,0 +1,64 @@
+"""Worker pools dying and shutting down while executions run."""
+
+from __future__ import annotations
+
+import time
+
+from nodedrop_rq.control import ExecutionControl
+from nodedrop_rq.submit import submit_execution
+from tests.conftest import wait_for
+from tests.queue.test_executions import status_of, wait_status
+from tests.support import workflows
+
+
+def runs(redis_conn, tag: str = "default") -> int:
+    return int(redis_conn.get(f"test:runs:{tag}") or 0)
+
+
+def test_sigkilled_pool_execution_finishes_on_another_pool_within_30_s(start_pool, redis_conn, settings):
+    doomed = start_pool(concurrency=1)
+    execution_id = submit_execution(workflows.counted(), {"sleep": 4}, connection=redis_conn, settings=settings)
+    wait_for(lambda: redis_conn.hget(f"nodedrop:execution:{execution_id}", "currentNode") == b"sleep", 20)
+    survivor = start_pool(concurrency=1)
+    wait_for(lambda: len(redis_conn.smembers("rq:workers")) >= 2, 15, what="second pool to register")
+    doomed.kill_all()
+    killed_at = time.monotonic()
+    # Recovery (abandoned-job detection, <= 30 s) + the 2 s retry delay + the 4 s sleep of the rerun.
+    wait_status(redis_conn, execution_id, "succeeded", 30 + 2 + 4 + 5)
+    recovered_in = time.monotonic() - killed_at
+    state = ExecutionControl(redis_conn, settings).get(execution_id)
+    assert state["attempt"] == 2
+    assert state["attempts"][0]["status"] == "failed"
+    assert state["attempts"][0]["error"]["kind"] == "abandoned"
+    # The rerun started within 30 s of the kill (plus the 2 s retry interval).
+    rerun_started = state["attempts"][1]["startedAt"]
+    assert rerun_started
+    assert recovered_in < 41
+    assert runs(redis_conn) == 2  # the side effect ran once per attempt, no more
+    assert survivor.process.poll() is None
+
+
+def test_sigterm_lets_the_running_execution_finish_and_exits_0(start_pool, redis_conn, settings):
+    pool = start_pool(concurrency=2)
+    execution_id = submit_execution(workflows.counted(), {"sleep": 3}, connection=redis_conn, settings=settings)
+    wait_for(lambda: redis_conn.hget(f"nodedrop:execution:{execution_id}", "currentNode") == b"sleep", 20)
+    assert pool.terminate(timeout=30) == 0, pool.output()
+    assert status_of(redis_conn, execution_id) == "succeeded"
+    assert runs(redis_conn) == 1
+
+
+def test_a_crashed_worker_process_is_replaced(start_pool, redis_conn, settings):
+    import os
+    import signal
+
+    from tests.conftest import descendants
+
+    pool = start_pool(concurrency=2)
+    wait_for(lambda: len(descendants(pool.pid)) >= 2, 15, what="workers")
+    wait_for(lambda: len(redis_conn.smembers("rq:workers")) == 2, 15, what="workers to register")
+    victim = descendants(pool.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: victim not in descendants(pool.pid) and len(descendants(pool.pid)) >= 2, 15,
+             what="a replacement worker")
+    execution_id = submit_execution(workflows.quick(), connection=redis_conn, settings=settings)
+    wait_status(redis_conn, execution_id, "succeeded", 20)

@@ -1,0 +1,54 @@
+"""Callables for `function` nodes in tests, loaded by workers via NODEDROP_FUNCTION_MODULES."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from functools import lru_cache
+
+from redis import Redis
+
+from nodedrop_rq.settings import get_settings
+from nodedrop_rq.workflow import register_function
+
+
+@lru_cache(maxsize=1)
+def _connection() -> Redis:
+    # Node functions may run in a helper thread (node timeouts), outside RQ's job context.
+    return Redis.from_url(get_settings().redis_url)
+
+
+def count_run(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Side effect we can count: INCR a Redis key once per run of the node."""
+    key = f"test:runs:{items[0]['json'].get('tag', 'default') if items else 'default'}"
+    _connection().incr(key)
+    return items
+
+
+def sleep_seconds(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    seconds = float(items[0]["json"].get("sleep", 1)) if items else 1.0
+    time.sleep(seconds)
+    return items
+
+
+def fail_before_attempt(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Fails until it has been called items[0].json.succeedOn times (per tag)."""
+    tag = items[0]["json"].get("tag", "default") if items else "default"
+    attempt = _connection().incr(f"test:attempts:{tag}")
+    if attempt < int(items[0]["json"].get("succeedOn", 99)):
+        raise RuntimeError(f"planned failure on attempt {attempt}")
+    return items
+
+
+def hog_memory(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = []
+    for _ in range(int(items[0]["json"].get("megabytes", 64))):
+        blocks.append(bytearray(1024 * 1024))
+    return items
+
+
+register_function("count_run", count_run)
+register_function("sleep_seconds", sleep_seconds)
+register_function("fail_before_attempt", fail_before_attempt)
+register_function("hog_memory", hog_memory)

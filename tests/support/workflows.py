@@ -1,0 +1,41 @@
+"""Small NodeDrop-format workflows built in code for the queue, worker and exporter tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def node(node_id: str, node_type: str, parameters: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"id": node_id, "type": node_type, "name": extra.pop("name", node_id.title()),
+            "parameters": parameters or {}, "position": {"x": 0, "y": 0}, **extra}
+
+
+def chain(name: str, *nodes: dict[str, Any]) -> dict[str, Any]:
+    connections = [
+        {"id": f"c{i}", "sourceNodeId": a["id"], "sourceOutput": "main", "targetNodeId": b["id"],
+         "targetInput": "main"}
+        for i, (a, b) in enumerate(zip(nodes, nodes[1:]))
+    ]
+    return {"name": name, "nodes": list(nodes), "connections": connections, "settings": {}}
+
+
+def set_value(node_id: str, key: str, value: Any) -> dict[str, Any]:
+    return node(node_id, "set", {"values": [{"keyValue": {"key": key, "value": value}}]})
+
+
+def function(node_id: str, name: str) -> dict[str, Any]:
+    return node(node_id, "function", {"functionName": name})
+
+
+def quick() -> dict[str, Any]:
+    return chain("quick", node("start", "manual-trigger"), set_value("mark", "done", True))
+
+
+def counted(tag_sleep: bool = False) -> dict[str, Any]:
+    """trigger -> count_run -> sleep_seconds -> set: counts its runs in Redis (test:runs:<tag>)."""
+    return chain("counted", node("start", "manual-trigger"), function("count", "count_run"),
+                 function("sleep", "sleep_seconds"), set_value("mark", "done", True))
+
+
+def failing() -> dict[str, Any]:
+    return chain("failing", node("start", "manual-trigger"), function("flaky", "fail_before_attempt"))
