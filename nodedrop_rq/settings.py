@@ -49,6 +49,9 @@ class Settings:
     max_expression_length: int = 2_000
     max_document_bytes: int = 1_048_576
     max_delay_seconds: float = 300.0
+    max_response_bytes: int = 10 * 1024 * 1024
+    # http-request nodes may not reach loopback/private addresses unless the operator allows it.
+    http_allow_private_network: bool = False
     log_level: str = "INFO"
     # Modules imported by workers at start; they register Python callables for `function` nodes.
     function_modules: tuple[str, ...] = ()
@@ -95,6 +98,8 @@ class Settings:
             max_expression_length=_int(env, "WORKFLOW_MAX_EXPRESSION_LENGTH", d.max_expression_length, minimum=1),
             max_document_bytes=_int(env, "WORKFLOW_MAX_DOCUMENT_BYTES", d.max_document_bytes, minimum=1024),
             max_delay_seconds=float(_int(env, "WORKFLOW_MAX_DELAY_SECONDS", int(d.max_delay_seconds), minimum=0)),
+            max_response_bytes=_int(env, "WORKFLOW_MAX_RESPONSE_BYTES", d.max_response_bytes, minimum=1024),
+            http_allow_private_network=_bool(env, "NODEDROP_HTTP_ALLOW_PRIVATE_NETWORK", False),
             log_level=_choice(env, "NODEDROP_LOG_LEVEL", d.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
             function_modules=tuple(
                 m.strip() for m in env.get("NODEDROP_FUNCTION_MODULES", "").split(",") if m.strip()
@@ -145,6 +150,17 @@ def _int_list(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tu
             raise _bad(name, raw, "intervals cannot be negative")
         values.append(value)
     return tuple(values)
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise _bad(name, raw, "expected true or false")
 
 
 def _name(env: Mapping[str, str], name: str, default: str) -> str:

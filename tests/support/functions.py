@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
-
 from functools import lru_cache
+from typing import Any
 
 from redis import Redis
 

@@ -14,7 +14,7 @@ def chain(name: str, *nodes: dict[str, Any]) -> dict[str, Any]:
     connections = [
         {"id": f"c{i}", "sourceNodeId": a["id"], "sourceOutput": "main", "targetNodeId": b["id"],
          "targetInput": "main"}
-        for i, (a, b) in enumerate(zip(nodes, nodes[1:]))
+        for i, (a, b) in enumerate(zip(nodes, nodes[1:], strict=False))
     ]
     return {"name": name, "nodes": list(nodes), "connections": connections, "settings": {}}
 

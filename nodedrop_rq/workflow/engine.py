@@ -1,0 +1,302 @@
+"""Running a parsed workflow: nodes in dependency order, items flowing along connections.
+
+Rules (NodeDrop's, unless noted):
+
+- Entry nodes (no incoming connection) always run; triggers emit the execution input.
+- A node runs when at least one incoming connection delivered items, after every node upstream of it
+  has finished (a merge therefore sees all its inputs). A node that received nothing is ``skipped``,
+  and so are the nodes after it unless items reach them another way. Branching nodes (ifElse, switch,
+  loop) only deliver on the outputs that carry items.
+- A disabled node is skipped, and nothing flows through it (NodeDrop's engine does the same).
+- A failing node fails the run; the remaining nodes are skipped. With the node setting
+  ``continueOnFail`` the error becomes the node's output instead: ``{"json": {"error": "..."}}`` on its
+  ``main`` (or first) output. With ``alwaysOutputData`` a node that output nothing emits one empty
+  item. ``timeout`` (milliseconds, as in NodeDrop) abandons a node that runs longer.
+- Each node runs in its own thread, so a timeout can be enforced and exceptions raised in the caller's
+  thread (signals, ``on_event``) leave this module untouched and immediately.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nodedrop_rq.workflow.expression_values import ExpressionError, NodeData
+from nodedrop_rq.workflow.expressions import Expressions
+from nodedrop_rq.workflow.graph import topological_order
+from nodedrop_rq.workflow.limits import Limits
+from nodedrop_rq.workflow.model import Connection, Node, Workflow
+from nodedrop_rq.workflow.node_type import Inputs, NodeContext, NodeType, Outputs
+from nodedrop_rq.workflow.nodes.items import as_object
+from nodedrop_rq.workflow.registry import get_node_type
+from nodedrop_rq.workflow.results import NodeError, NodeEvent, NodeRun, RunResult
+from nodedrop_rq.workflow.validation import normalize_input
+
+EventCallback = Callable[[NodeEvent], None]
+
+
+class NodeTimeout(Exception):
+    pass
+
+
+class NodeOutputInvalid(Exception):
+    pass
+
+
+def _message(error: BaseException) -> str:
+    text = str(error)
+    # These exceptions' text alone ("'x'") does not say what went wrong.
+    if isinstance(error, (KeyError, IndexError, AttributeError)) or not text:
+        return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text
+
+
+def _normalize(outputs: Any, limits: Limits) -> Outputs:
+    if not isinstance(outputs, dict):
+        raise NodeOutputInvalid(f"the node returned {type(outputs).__name__}, not a dict of output lists")
+    normalized: Outputs = {}
+    count = 0
+    for name, items in outputs.items():
+        if not isinstance(items, (list, tuple)):
+            raise NodeOutputInvalid(f"output '{name}' is {type(items).__name__}, not a list of items")
+        result = []
+        for item in items:
+            if not isinstance(item, dict):
+                raise NodeOutputInvalid(f"output '{name}' holds {type(item).__name__}, not an item (dict)")
+            if "json" in item and set(item) <= {"json", "binary", "pairedItem"}:
+                if not isinstance(item["json"], dict):
+                    item = {"json": as_object(item["json"])}
+                result.append(item)
+            else:
+                result.append({"json": item})
+        normalized[str(name)] = result
+        count += len(result)
+    if count > limits.max_items:
+        distinct = len({id(i) for items in normalized.values() for i in items})
+        if distinct > limits.max_items:
+            raise NodeOutputInvalid(f"the node produced {distinct} items; the limit is {limits.max_items}")
+    return normalized
+
+
+class _Run:
+    def __init__(
+        self,
+        workflow: Workflow,
+        execution_input: list[dict],
+        on_event: EventCallback | None,
+        limits: Limits,
+        execution_id: str | None,
+    ) -> None:
+        self.workflow = workflow
+        self.execution_input = execution_input
+        self.on_event = on_event
+        self.limits = limits
+        self.execution_id = execution_id
+        self.by_id: dict[str, Node] = {n.id: n for n in workflow.nodes}
+        self.incoming: dict[str, list[Connection]] = {n.id: [] for n in workflow.nodes}
+        self.outgoing: dict[str, list[Connection]] = {n.id: [] for n in workflow.nodes}
+        for c in workflow.connections:
+            if c.source_node_id in self.by_id and c.target_node_id in self.by_id:
+                self.incoming[c.target_node_id].append(c)
+                self.outgoing[c.source_node_id].append(c)
+        self.ids_by_name: dict[str, list[str]] = {}
+        for node in workflow.nodes:
+            self.ids_by_name.setdefault(node.name, []).append(node.id)
+        self.runs: dict[str, NodeRun] = {}
+        self.failure: NodeError | None = None
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def emit(self, kind: str, run: NodeRun, **extra: Any) -> None:
+        # Deliberately unguarded: whatever the callback raises (e.g. a cancellation) must reach the
+        # caller of run_workflow at once, never be recorded as a node error.
+        if self.on_event is not None:
+            self.on_event(NodeEvent(kind, run.node_id, run.name, run.type, time.time(), **extra))
+
+    def skip(self, run: NodeRun, reason: str) -> None:
+        run.status = "skipped"
+        run.skip_reason = reason
+        self.runs[run.node_id] = run
+        self.emit("node-skipped", run)
+
+    # -- expressions' view of other nodes ----------------------------------------------------------
+
+    def find_node(self, key: str) -> NodeData:
+        if key in self.by_id:
+            node_id = key
+        else:
+            ids = self.ids_by_name.get(key, [])
+            if not ids:
+                raise ExpressionError(f"no node is named '{key}'")
+            if len(ids) > 1:
+                raise ExpressionError(f"{len(ids)} nodes are named '{key}'; use the node id instead")
+            node_id = ids[0]
+        run = self.runs.get(node_id)
+        executed = run is not None and run.status == "succeeded"
+        return NodeData(self.by_id[node_id].name, executed, run.items() if run and executed else [])
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def gather(self, node: Node) -> Inputs:
+        inputs: Inputs = {}
+        for connection in self.incoming[node.id]:
+            source_run = self.runs.get(connection.source_node_id)
+            if source_run is None or source_run.status != "succeeded":
+                continue
+            source = self.by_id[connection.source_node_id]
+            source_type = get_node_type(source.type)
+            if source_type is not None:
+                items = source_type.route(source.parameters, source_run.output, connection.source_output)
+            else:
+                items = source_run.output.get(connection.source_output, [])
+            if items:
+                inputs.setdefault(connection.target_input, []).append(items)
+        return inputs
+
+    def call(
+        self, node: Node, node_type: NodeType, ctx: NodeContext, inputs: Inputs
+    ) -> tuple[Any, BaseException | None]:
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["outputs"] = node_type.execute(ctx, inputs)
+            except BaseException as exc:  # any failure of node code is the node's error
+                box["error"] = exc
+
+        timeout = node.timeout_seconds
+        thread = threading.Thread(target=target, name=f"node-{node.id}", daemon=True)
+        thread.start()
+        try:
+            thread.join(timeout)
+        finally:
+            # Also reached when the caller's thread is interrupted: stop a sleeping node either way.
+            if thread.is_alive():
+                ctx.cancelled.set()
+        if thread.is_alive():
+            return None, NodeTimeout(f"node timed out after {node.settings.get('timeout')} ms")
+        if "error" in box:
+            return None, box["error"]
+        return box.get("outputs"), None
+
+    def run_node(self, node: Node, node_type: NodeType, inputs: Inputs, run: NodeRun) -> None:
+        if not node_type.pure:
+            inputs = copy.deepcopy(inputs)
+        items = [item for group in inputs.get("main", []) for item in group]
+        expressions = Expressions(
+            items,
+            find_node=self.find_node,
+            workflow={"id": self.workflow.extra.get("id"), "name": self.workflow.name},
+            execution={"id": self.execution_id, "mode": "manual"},
+            max_length=self.limits.max_expression_length,
+        )
+        ctx = NodeContext(
+            node=node,
+            workflow=self.workflow,
+            items=items,
+            execution_input=self.execution_input if node_type.trigger else [],
+            limits=self.limits,
+            expressions=expressions,
+            execution_id=self.execution_id,
+        )
+        run.status = "running"
+        run.input_count = sum(len(group) for groups in inputs.values() for group in groups)
+        run.started_at = time.time()
+        self.runs[node.id] = run
+        self.emit("node-started", run)
+        began = time.perf_counter()
+        outputs, error = self.call(node, node_type, ctx, inputs)
+        if error is None:
+            try:
+                outputs = _normalize(outputs, self.limits)
+            except NodeOutputInvalid as exc:
+                error = exc
+        run.finished_at = time.time()
+        run.duration_ms = round((time.perf_counter() - began) * 1000, 3)
+        first_output = "main" if "main" in node_type.outputs or not node_type.outputs else node_type.outputs[0]
+        if error is not None:
+            run.error = _message(error)
+            if not node.continue_on_fail:
+                run.status = "failed"
+                self.failure = NodeError(node.id, node.type, node.name, run.error)
+                self.emit("node-failed", run, duration_ms=run.duration_ms, error=run.error)
+                return
+            try:
+                outputs = {first_output: [node_type.error_item(ctx, error)]}
+            except Exception:  # a custom error_item must not lose the original error
+                outputs = {first_output: [{"json": {"error": run.error}}]}
+        if node.always_output_data and not any(outputs.values()):
+            outputs[first_output] = [{"json": {}}]
+        run.status = "succeeded"
+        run.output = outputs
+        run.output_count = len(run.items())
+        self.emit("node-completed", run, duration_ms=run.duration_ms, output_count=run.output_count, error=run.error)
+
+    def run(self) -> RunResult:
+        started = time.time()
+        order = topological_order(
+            [n.id for n in self.workflow.nodes],
+            [(c.source_node_id, c.target_node_id) for c in self.workflow.connections],
+        )
+        for node_id in order:
+            node = self.by_id[node_id]
+            run = NodeRun(node.id, node.name, node.type)
+            if self.failure is not None:
+                self.skip(run, f"not run: node '{self.failure.node_name}' failed")
+                continue
+            if node.disabled:
+                self.skip(run, "disabled")
+                continue
+            inputs = self.gather(node)
+            if self.incoming[node_id] and not inputs:
+                self.skip(run, "received no items")
+                continue
+            node_type = get_node_type(node.type)
+            if node_type is None:
+                run.status, run.error = "failed", f"unknown node type '{node.type}'"
+                run.started_at = run.finished_at = time.time()
+                self.runs[node_id] = run
+                self.failure = NodeError(node.id, node.type, node.name, run.error)
+                self.emit("node-failed", run, error=run.error)
+                continue
+            self.run_node(node, node_type, inputs, run)
+        return RunResult(
+            status="failed" if self.failure else "succeeded",
+            nodes=self.runs,
+            output=self.final_output(),
+            error=self.failure,
+            started_at=started,
+            finished_at=time.time(),
+        )
+
+    def final_output(self) -> list[dict]:
+        if self.failure is not None:
+            return []
+        succeeded = [run for run in self.runs.values() if run.status == "succeeded"]
+        leaves = [run for run in succeeded if not self.outgoing[run.node_id]]
+        if leaves:
+            return [item for run in leaves for item in run.items()]
+        return succeeded[-1].items() if succeeded else []
+
+
+def run_workflow(
+    workflow: Workflow,
+    input_items: list[dict],
+    *,
+    on_event: EventCallback | None = None,
+    limits: Limits | None = None,
+    execution_id: str | None = None,
+) -> RunResult:
+    """Run a workflow from :func:`parse_workflow` in this process and return what happened.
+
+    ``input_items`` feed the trigger nodes (see :func:`normalize_input` for what is accepted).
+    ``on_event`` is called as each node starts, completes, fails or is skipped; anything it raises
+    propagates immediately (that is how a caller cancels a run). Node failures do not raise: they
+    give a ``failed`` result. ``execution_id`` is what ``$execution.id`` shows.
+    """
+    limits = limits or Limits()
+    items = normalize_input(input_items, limits) if input_items else []
+    return _Run(workflow, items, on_event, limits, execution_id).run()

@@ -1,0 +1,84 @@
+"""Helpers shared by the built-in nodes: item wrapping and NodeDrop's dotted paths."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MISSING: Any = object()  # JavaScript's undefined, distinct from null (None)
+
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def data_of(item: Any) -> Any:
+    """An item's ``json``; NodeDrop nodes accept bare data too."""
+    if isinstance(item, dict) and "json" in item:
+        return item["json"]
+    return item
+
+
+def as_object(value: Any) -> dict:
+    """Item data must be an object: other values are kept under ``value``."""
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def wrap(value: Any) -> dict:
+    return {"json": as_object(value)}
+
+
+def flat_main(inputs: dict[str, list[list[dict]]]) -> list[dict]:
+    return [item for group in inputs.get("main", []) for item in group]
+
+
+def split_path(path: str) -> list[str]:
+    """``"items[0].name"`` -> ``["items", "0", "name"]`` (NodeDrop's path syntax)."""
+    return _INDEX.sub(r".\1", path).split(".")
+
+
+def get_path(data: Any, path: str, default: Any = MISSING) -> Any:
+    if not path:
+        return default
+    current = data
+    for key in split_path(path):
+        if isinstance(current, dict):
+            if key not in current:
+                return default
+            current = current[key]
+        elif isinstance(current, list) and key.isdigit():
+            index = int(key)
+            if index >= len(current):
+                return default
+            current = current[index]
+        else:
+            return default
+    return current
+
+
+def set_path(data: dict, path: str, value: Any) -> None:
+    """Set ``data[a][b][c] = value`` for ``"a.b.c"``, creating objects (or lists before an index)."""
+    keys = split_path(path)
+    current: Any = data
+    for i, key in enumerate(keys):
+        last = i == len(keys) - 1
+        next_is_index = not last and keys[i + 1].isdigit()
+        if isinstance(current, list):
+            index = int(key) if key.isdigit() else None
+            if index is None:
+                raise ValueError(f"cannot set '{path}': '{key}' is not an index into a list")
+            if index > 100_000:
+                raise ValueError(f"cannot set '{path}': index {index} is too large")
+            while len(current) <= index:
+                current.append(None)
+            if last:
+                current[index] = value
+                return
+            if not isinstance(current[index], (dict, list)):
+                current[index] = [] if next_is_index else {}
+            current = current[index]
+            continue
+        if last:
+            current[key] = value
+            return
+        if not isinstance(current.get(key), (dict, list)):
+            current[key] = [] if next_is_index else {}
+        current = current[key]
