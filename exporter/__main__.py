@@ -9,7 +9,7 @@ import sys
 import click
 
 from nodedrop_rq.connection import describe_redis_url
-from nodedrop_rq.settings import SettingsError, get_settings
+from nodedrop_rq.settings import SettingsError, check_redis_url, get_settings
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,11 +22,11 @@ def main(host: str | None, port: int | None, redis_url: str | None) -> None:
 
     try:
         settings = get_settings()
+        if redis_url:
+            settings = settings.with_overrides(redis_url=check_redis_url(redis_url, "--redis-url"))
     except SettingsError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    if redis_url:
-        settings = settings.with_overrides(redis_url=redis_url)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # SIGTERM from the container runtime: leave serve_forever cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

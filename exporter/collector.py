@@ -123,7 +123,7 @@ class NodedropCollector(Collector):
 
     def _worker_metrics(self, rows: list[list[bytes | None]], now: datetime, active: int) -> Iterator[Metric]:
         # A worker hash outlives a dead worker by worker_ttl + 60 s; only a recent heartbeat counts.
-        max_age = self.settings.worker_ttl + self.settings.heartbeat_grace
+        max_age = self.settings.worker_heartbeat_max_age
         states = {"idle": 0, "busy": 0}
         for state, heartbeat, _concurrency in rows:
             if state is None or heartbeat is None or _age(heartbeat, now) > max_age:

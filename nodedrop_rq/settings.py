@@ -61,6 +61,12 @@ class Settings:
         return len(self.retry_intervals) + 1
 
     @property
+    def worker_heartbeat_max_age(self) -> int:
+        """A worker whose last heartbeat is older than this is dead: idle workers beat every
+        ``worker_ttl - 15`` s (RQ's dequeue timeout), busy ones every monitoring interval."""
+        return max(self.worker_ttl - 15, self.job_monitoring_interval) + self.heartbeat_grace
+
+    @property
     def heartbeat_ttl(self) -> int:
         return self.job_monitoring_interval + self.heartbeat_grace
 
@@ -183,12 +189,21 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
 
 def _redis_url(env: Mapping[str, str], name: str, default: str) -> str:
     raw = _raw(env, name)
-    if raw is None:
-        return default
+    return default if raw is None else check_redis_url(raw, name)
+
+
+def check_redis_url(raw: str, name: str = "REDIS_URL") -> str:
+    """``raw`` if it is a Redis URL; SettingsError naming ``name`` (never the password) otherwise."""
     parts = urlsplit(raw)
     if parts.scheme not in ("redis", "rediss", "unix"):
         # The URL may hold a password: name the scheme, never echo the value.
         raise SettingsError(f"invalid {name}: scheme {parts.scheme!r} is not redis://, rediss:// or unix://")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise SettingsError(f"invalid {name}: the port is not a number") from None
+    if parts.scheme != "unix" and not parts.hostname:
+        raise SettingsError(f"invalid {name}: no host")
     return raw
 
 
