@@ -17,64 +17,46 @@ from rq.job import Job
 
 from nodedrop_rq import state
 from nodedrop_rq.errors import ExecutionCancelled, ExecutionFailed
+from nodedrop_rq.progress import NodeProgress
 from nodedrop_rq.settings import get_settings
 from nodedrop_rq.transitions import AttemptFailure, Transitions
-from nodedrop_rq.workflow import Limits, NodeEvent, normalize_input, parse_workflow, run_workflow
+from nodedrop_rq.workflow import Limits, normalize_input, parse_workflow, run_workflow
 
 FUNC_NAME = "nodedrop_rq.jobs.run_execution"
 FAILURE_CALLBACK = "nodedrop_rq.jobs.on_execution_failure"
 
 
 def run_execution(execution_id: str, workflow: dict[str, Any], input: Any = None) -> dict[str, Any]:  # noqa: A002
-    """Run one attempt of an execution inside an RQ horse. A node failure raises ExecutionFailed,
+    """Run one attempt of an execution inside an RQ worker. A node failure raises ExecutionFailed,
     which RQ turns into a retry or a final failure."""
     job = get_current_job()
     if job is None:
         raise RuntimeError("run_execution must be performed by an RQ worker")
     settings = get_settings()
     limits = Limits.from_settings(settings)
-    transitions = Transitions(job.connection, settings)
-    attempt, cancel_requested = transitions.start_attempt(execution_id, job.worker_name or "")
+    worker = job.worker_name or ""
+    attempt, started_at, cancel_requested = Transitions(job.connection, settings).start_attempt(execution_id, worker)
+    outcome: dict[str, Any] = {"executionId": execution_id, "attempt": attempt, "startedAt": started_at,
+                               "worker": worker}
     if cancel_requested:
-        return {"executionId": execution_id, "status": state.CANCELLED}
+        return dict(outcome, status=state.CANCELLED)
 
-    nodes: dict[str, dict[str, Any]] = {}
-
-    def on_event(event: NodeEvent) -> None:
-        record = nodes.setdefault(event.node_id, {"name": event.node_name, "type": event.node_type})
-        status = {"node-started": "running", "node-completed": "succeeded",
-                  "node-failed": "failed", "node-skipped": "skipped"}[event.kind]
-        record["status"] = status
-        if event.kind == "node-started":
-            record["startedAt"] = state.iso_epoch(event.at)
-        else:
-            record["finishedAt"] = state.iso_epoch(event.at)
-            record["durationMs"] = event.duration_ms
-            record["outputCount"] = event.output_count
-            record["error"] = event.error
-        payload = {"type": event.kind, "nodeId": event.node_id, "nodeName": event.node_name,
-                   "nodeType": event.node_type, "durationMs": event.duration_ms,
-                   "outputCount": event.output_count, "error": event.error}
-        if transitions.node_event(execution_id, attempt, nodes, payload) and event.kind != "node-started":
-            raise ExecutionCancelled(execution_id)
-
+    progress = NodeProgress(job.connection, execution_id, attempt)
     started = time.monotonic()
     try:
         result = run_workflow(parse_workflow(workflow, limits), normalize_input(input, limits),
-                              on_event=on_event, limits=limits)
+                              on_event=progress.record, limits=limits, execution_id=execution_id)
     except ExecutionCancelled:
-        return {"executionId": execution_id, "status": state.CANCELLED, "nodes": nodes}
+        return dict(outcome, status=state.CANCELLED, nodes=progress.nodes, events=progress.finish())
+    except BaseException:  # a job timeout or worker shutdown: stop the writer thread, then let RQ handle it
+        progress.finish()
+        raise
+    pending = progress.finish()
     if result.status != "succeeded":
         error = result.error.to_dict() if result.error else {"message": "workflow failed"}
-        raise ExecutionFailed(error, nodes)
-    return {
-        "executionId": execution_id,
-        "status": state.SUCCEEDED,
-        "attempt": attempt,
-        "durationMs": round((time.monotonic() - started) * 1000, 3),
-        "nodes": nodes,
-        "output": result.output,
-    }
+        raise ExecutionFailed(error, progress.nodes, attempt, started_at, worker, pending)
+    return dict(outcome, status=state.SUCCEEDED, durationMs=round((time.monotonic() - started) * 1000, 3),
+                nodes=progress.nodes, output=result.output, events=pending)
 
 
 def on_execution_failure(job: Job, connection: Redis, exc_type: type, exc_value: BaseException,

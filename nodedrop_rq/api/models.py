@@ -1,0 +1,135 @@
+"""Request and response bodies of the HTTP service, as pydantic models.
+
+They are the OpenAPI document's schemas and, for successful responses, the ``response_model`` that
+FastAPI serialises through, so the published contract and the service cannot drift apart. Field names
+are the JSON names (camelCase, as NodeDrop's API and the execution state use them).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nodedrop_rq.submit import MAX_IDEMPOTENCY_KEY
+
+ExecutionStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "cancelled"]
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+class SubmitRequest(BaseModel):
+    """Body of ``POST /api/executions``. The service reads it itself (for exact 400/413/415 answers);
+    this model documents it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    workflow: dict[str, Any] = Field(
+        description="A NodeDrop workflow (`{name, nodes, connections, settings}`), or a NodeDrop export "
+                    "envelope `{version, workflow: {...}}`. `nodedrop-rq schema` prints its JSON Schema.")
+    input: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        None, description="Execution input: one object (one item) or a list of objects (items).")
+    idempotencyKey: str | None = Field(
+        None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY,
+        description="Submitting again with the same key returns the first execution while its state exists.")
+
+
+# -- responses -----------------------------------------------------------------------------------
+
+
+class ExecutionLinks(BaseModel):
+    self: str = Field(description="URL of the execution's state")
+    cancel: str = Field(description="POST here to cancel it")
+
+
+class SubmitResponse(BaseModel):
+    id: str = Field(description="Execution id (also the RQ job id)")
+    status: ExecutionStatus = Field(
+        description="`queued` for a new execution; with a reused idempotency key, the first execution's "
+                    "current status")
+    links: ExecutionLinks
+
+
+class ExecutionState(BaseModel):
+    """An execution's state as stored in ``nodedrop:execution:<id>`` (see ``nodedrop_rq.state``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    status: ExecutionStatus
+    queue: str | None = None
+    workflowName: str | None = None
+    attempt: int = Field(0, description="Current or last attempt, 1-based (0 before the first)")
+    maxAttempts: int | None = None
+    createdAt: str | None = None
+    startedAt: str | None = None
+    finishedAt: str | None = None
+    nextRetryAt: str | None = None
+    currentNode: str | None = Field(None, description="Id of the node running now")
+    nodes: dict[str, dict[str, Any]] | None = Field(
+        None, description="Per node: name, type, status, startedAt, finishedAt, durationMs, outputCount, error")
+    output: list[Any] | None = Field(None, description="Items of the final node(s), once succeeded")
+    error: dict[str, Any] | None = Field(None, description="{nodeId, nodeType, nodeName, message, kind} "
+                                                           "of the last failure")
+    cancelRequested: bool = False
+    idempotencyKey: str | None = None
+    requeues: int = 0
+    attempts: list[dict[str, Any]] = Field(default_factory=list, description="One record per attempt")
+
+
+class FailedExecution(BaseModel):
+    id: str
+    queue: str
+    failedAt: str | None = None
+    workflowName: str | None = None
+    error: dict[str, Any] | None = None
+    attempts: int | None = Field(None, description="Attempts made")
+    excString: str | None = Field(None, description="Traceback of the last attempt, as RQ recorded it")
+
+
+class FailedList(BaseModel):
+    total: int = Field(description="Executions in the failed registry of the queue")
+    queue: str
+    limit: int
+    offset: int
+    executions: list[FailedExecution] = Field(description="Newest first")
+
+
+class QueueCounts(BaseModel):
+    waiting: int
+    active: int
+    completed: int
+    failed: int
+
+
+class QueueCountsWithScheduled(QueueCounts):
+    scheduled: int = Field(description="Waiting for a retry")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy"]
+    queue: QueueCounts = Field(description="Counts of the configured queue (EXECUTION_QUEUE)")
+    queues: dict[str, QueueCountsWithScheduled] = Field(description="Counts of every known queue")
+
+
+class UnhealthyResponse(BaseModel):
+    status: Literal["unhealthy"]
+    reason: str
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="What went wrong, in a few words")
+    detail: str | None = Field(None, description="More about it, when there is more to say")
+
+
+class Problem(BaseModel):
+    path: str = Field(description="Where in the workflow document (or `input`, `idempotencyKey`, "
+                                  "`query.<name>`); empty for the whole document")
+    message: str
+    nodeId: str | None = None
+
+
+class ProblemsResponse(BaseModel):
+    error: str = Field(description="`invalid workflow` or `invalid request`")
+    problems: list[Problem]
