@@ -1,15 +1,18 @@
 """Node progress of one attempt: the `nodes` record, `currentNode` and node events, written in batches.
 
-Each node start and end updates the record in memory. A background thread writes what is new (one
-pipeline: the state fields, every pending event on the pub/sub channel, and a read of the cancel flag)
-at most every ``FLUSH_INTERVAL`` seconds. A workflow that ends sooner costs no round trip here: its
-remaining events are handed to the final transition, which writes them into RQ's own pipeline.
+Each node start and end updates the record in memory. One writer thread per process writes what is new
+(one pipeline per execution: the state fields, every pending event on the pub/sub channel, and a read of
+the cancel flag) at most every ``FLUSH_INTERVAL`` seconds, and reads the cancel flag of executions whose
+node runs long without events. A workflow that ends sooner costs no round trip here: its remaining events
+are handed to the final transition, which writes them into RQ's own pipeline.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from typing import Any
 
 from redis import Redis
@@ -34,13 +37,15 @@ class NodeProgress:
         self.attempt = attempt
         self.nodes: dict[str, dict[str, Any]] = {}
         self.current = ""
+        self.dirty_since: float | None = None
+        self.checked_at = time.monotonic()
         self._pending: list[str] = []
-        self._dirty = False
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
+        # Held for a whole flush, so finish() never overtakes events that are on their way to Redis.
+        self._flushing = threading.Lock()
         self._cancelled = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._writer = _writer()
+        self._writer.watch(self)
 
     def record(self, event: NodeEvent) -> None:
         """The engine's event callback. Once a cancel was seen, refuses to start another node."""
@@ -57,64 +62,52 @@ class NodeProgress:
                             outputCount=event.output_count, error=event.error)
                 self.current = ""
             self._pending.append(self._event_message(event))
-            self._dirty = True
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._flush_loop, daemon=True, name="nodedrop-progress")
-            self._thread.start()
-        self._wake.set()
+            first = self.dirty_since is None
+            if first:
+                self.dirty_since = time.monotonic()
+        if first:
+            self._writer.poke()
 
     def finish(self) -> list[str]:
-        """Stop the writer and return the events it has not published yet (JSON messages)."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        with self._lock:
+        """Stop writing and return the events not published yet (JSON messages)."""
+        self._writer.unwatch(self)
+        with self._flushing, self._lock:
             pending, self._pending = self._pending, []
+            self.dirty_since = None
         return pending
 
-    def _flush_loop(self) -> None:
-        while not self._stopping.is_set():
-            if not self._wake.wait(CANCEL_POLL_INTERVAL):
-                self._poll_cancel()  # a long node: no events, but a cancel must still be noticed
-                continue
-            # Gather what arrives within one interval into a single round trip.
-            if self._stopping.wait(FLUSH_INTERVAL):
-                return
-            self._wake.clear()
+    def flush(self) -> None:
+        with self._flushing:
+            with self._lock:
+                if self.dirty_since is None:
+                    return
+                pending, self._pending = self._pending, []
+                fields = {"nodes": state.dumps(self.nodes), "currentNode": self.current}
+                self.dirty_since = None
+            key = keys.execution(self.execution_id)
             try:
-                self._flush()
+                with self.connection.pipeline(transaction=False) as pipe:
+                    pipe.hset(key, mapping=fields)
+                    for message in pending:
+                        pipe.publish(keys.EVENTS_CHANNEL, message)
+                    pipe.hget(key, "cancelRequested")
+                    cancel = pipe.execute()[-1]
             except RedisError:
-                continue  # kept pending; the next flush or the final transition writes it
+                with self._lock:  # kept for the next flush or the final transition
+                    self._pending[:0] = pending
+                    self.dirty_since = self.dirty_since or time.monotonic()
+                return
+        self._note_cancel(cancel)
 
-    def _poll_cancel(self) -> None:
+    def poll_cancel(self) -> None:
         try:
-            if self.connection.hget(keys.execution(self.execution_id), "cancelRequested") in (b"1", "1"):
-                self._cancelled.set()
+            self._note_cancel(self.connection.hget(keys.execution(self.execution_id), "cancelRequested"))
         except RedisError:
             pass
 
-    def _flush(self) -> None:
-        with self._lock:
-            if not self._dirty:
-                return
-            pending, self._pending = self._pending, []
-            fields = {"nodes": state.dumps(self.nodes), "currentNode": self.current}
-            self._dirty = False
-        key = keys.execution(self.execution_id)
-        with self.connection.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping=fields)
-            for message in pending:
-                pipe.publish(keys.EVENTS_CHANNEL, message)
-            pipe.hget(key, "cancelRequested")
-            try:
-                cancel = pipe.execute()[-1]
-            except RedisError:
-                with self._lock:
-                    self._pending[:0] = pending
-                    self._dirty = True
-                raise
-        if cancel in (b"1", "1"):
+    def _note_cancel(self, flag: bytes | str | None) -> None:
+        self.checked_at = time.monotonic()
+        if flag in (b"1", "1"):
             self._cancelled.set()
 
     def _event_message(self, event: NodeEvent) -> str:
@@ -123,3 +116,54 @@ class NodeProgress:
                    "nodeType": event.node_type, "durationMs": event.duration_ms,
                    "outputCount": event.output_count, "error": event.error}
         return json.dumps({k: v for k, v in message.items() if v is not None}, separators=(",", ":"))
+
+
+class _Writer:
+    """The one thread per process that flushes every running execution's progress."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._cond = threading.Condition()
+        self._active: set[NodeProgress] = set()
+        threading.Thread(target=self._loop, daemon=True, name="nodedrop-progress").start()
+
+    def watch(self, progress: NodeProgress) -> None:
+        with self._cond:
+            self._active.add(progress)
+
+    def unwatch(self, progress: NodeProgress) -> None:
+        with self._cond:
+            self._active.discard(progress)
+
+    def poke(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait(FLUSH_INTERVAL if self._active else None)
+                active = list(self._active)
+            now = time.monotonic()
+            for progress in active:
+                if progress.dirty_since is not None:
+                    # Gather what arrives within one interval into a single round trip.
+                    delay = FLUSH_INTERVAL - (now - progress.dirty_since)
+                    if delay > 0:
+                        time.sleep(delay)
+                    progress.flush()
+                elif now - progress.checked_at >= CANCEL_POLL_INTERVAL:
+                    progress.poll_cancel()  # a long node: no events, but a cancel must still be noticed
+
+
+_the_writer: _Writer | None = None
+_writer_lock = threading.Lock()
+
+
+def _writer() -> _Writer:
+    global _the_writer
+    with _writer_lock:
+        # Threads do not survive fork: a forked work horse starts its own writer.
+        if _the_writer is None or _the_writer.pid != os.getpid():
+            _the_writer = _Writer()
+        return _the_writer

@@ -20,8 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
-import time
 from typing import Any
 
 from redis.client import Pipeline
@@ -41,6 +39,7 @@ from rq.worker import WorkerStatus
 from nodedrop_rq import keys
 from nodedrop_rq.connection import SERIALIZER
 from nodedrop_rq.errors import ExecutionFailed
+from nodedrop_rq.heartbeats import RunningJobHeartbeat
 from nodedrop_rq.retry_scheduler import RetryScheduler
 from nodedrop_rq.settings import Settings, configure, get_settings
 from nodedrop_rq.transitions import AttemptFailure, Transitions, job_duration
@@ -82,6 +81,7 @@ class ExecutionWorker(Worker):
         self._nd_exc: tuple[str, BaseException] | None = None
         self._nd_success_job: Job | None = None
         self._nd_failure: tuple[Job, AttemptFailure] | None = None
+        self._nd_heartbeat: RunningJobHeartbeat | None = None
         load_function_modules(self.nd_settings.function_modules)
 
     @property
@@ -97,6 +97,15 @@ class ExecutionWorker(Worker):
         self.connection.hset(self.key, mapping={POOL_FIELD: self.nd_pool_name,
                                                 CONCURRENCY_FIELD: self.nd_pool_concurrency,
                                                 POOL_PID_FIELD: self.nd_pool_pid})
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        # RQ sends HSET and EXPIRE as two round trips when no pipeline is given (twice per job).
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline=pipeline)
+            return
+        with self.connection.pipeline(transaction=False) as pipe:
+            super().heartbeat(timeout, pipeline=pipe)
+            pipe.execute()
 
     def get_heartbeat_ttl(self, job: Job) -> int:
         # RQ adds a fixed 60 s to the monitoring interval; a shorter grace lets other workers notice
@@ -137,29 +146,18 @@ class ExecutionWorker(Worker):
         if not self.inline:
             super().execute_job(job, queue)
             return
-        # As RQ's SimpleWorker, plus the heartbeats SimpleWorker does not send while a job runs
-        # (without them a long execution would look abandoned and run twice).
+        # As RQ's SimpleWorker, plus heartbeats while the execution runs (see heartbeats.py).
         self.prepare_execution(job)
-        stop = threading.Event()
-        beats = threading.Thread(target=self._beat_while_running, args=(job, stop), daemon=True,
-                                 name="nodedrop-heartbeat")
-        beats.start()
-        try:
+        if self._nd_heartbeat is None:
+            self._nd_heartbeat = RunningJobHeartbeat(self._beat, self.job_monitoring_interval)
+        with self._nd_heartbeat.running(job):
             self.perform_job(job, queue)
-        finally:
-            stop.set()
-            beats.join(timeout=5)
         self.set_state(WorkerStatus.IDLE)
 
-    def _beat_while_running(self, job: Job, stop: threading.Event) -> None:
-        started = time.monotonic()
-        while not stop.wait(self.job_monitoring_interval):
-            try:
-                self.set_current_job_working_time(time.monotonic() - started)
-                if self.execution is not None:
-                    self.maintain_heartbeats(job)
-            except Exception as exc:  # noqa: BLE001 - a missed beat is retried on the next tick
-                log.warning("heartbeat for %s failed: %s", job.id, exc)
+    def _beat(self, job: Job, working_for: float) -> None:
+        self.set_current_job_working_time(working_for)
+        if self.execution is not None:
+            self.maintain_heartbeats(job)
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         if self.horse_pid or not self.inline:
