@@ -14,6 +14,7 @@ from redis import Redis
 from rq import get_current_job
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
+from rq.timeouts import BaseTimeoutException
 
 from nodedrop_rq import state
 from nodedrop_rq.errors import ExecutionCancelled, ExecutionFailed
@@ -45,7 +46,8 @@ def run_execution(execution_id: str, workflow: dict[str, Any], input: Any = None
     started = time.monotonic()
     try:
         result = run_workflow(parse_workflow(workflow, limits), normalize_input(input, limits),
-                              on_event=progress.record, limits=limits, execution_id=execution_id)
+                              on_event=progress.record, limits=limits, execution_id=execution_id,
+                              interrupts=(BaseTimeoutException,))
     except ExecutionCancelled:
         return dict(outcome, status=state.CANCELLED, nodes=progress.nodes, events=progress.finish())
     except BaseException:  # a job timeout or worker shutdown: stop the writer thread, then let RQ handle it

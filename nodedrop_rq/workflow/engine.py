@@ -89,7 +89,9 @@ class _Run:
         on_event: EventCallback | None,
         limits: Limits,
         execution_id: str | None,
+        interrupts: tuple[type[BaseException], ...] = (),
     ) -> None:
+        self.interrupts = interrupts
         self.workflow = workflow
         self.execution_input = execution_input
         self.on_event = on_event
@@ -159,6 +161,16 @@ class _Run:
     def call(
         self, node: Node, node_type: NodeType, ctx: NodeContext, inputs: Inputs
     ) -> tuple[Any, BaseException | None]:
+        timeout = node.timeout_seconds
+        if timeout is None:
+            # No node timeout: run here. A thread per node cost more than most nodes themselves, and the
+            # worker's job timeout still bounds the whole execution.
+            try:
+                return node_type.execute(ctx, inputs), None
+            except self.interrupts:
+                raise
+            except Exception as exc:  # any failure of node code is the node's error
+                return None, exc
         box: dict[str, Any] = {}
 
         def target() -> None:
@@ -167,7 +179,6 @@ class _Run:
             except BaseException as exc:  # any failure of node code is the node's error
                 box["error"] = exc
 
-        timeout = node.timeout_seconds
         thread = threading.Thread(target=target, name=f"node-{node.id}", daemon=True)
         thread.start()
         try:
@@ -289,14 +300,16 @@ def run_workflow(
     on_event: EventCallback | None = None,
     limits: Limits | None = None,
     execution_id: str | None = None,
+    interrupts: tuple[type[BaseException], ...] = (),
 ) -> RunResult:
     """Run a workflow from :func:`parse_workflow` in this process and return what happened.
 
     ``input_items`` feed the trigger nodes (see :func:`normalize_input` for what is accepted).
     ``on_event`` is called as each node starts, completes, fails or is skipped; anything it raises
     propagates immediately (that is how a caller cancels a run). Node failures do not raise: they
-    give a ``failed`` result. ``execution_id`` is what ``$execution.id`` shows.
+    give a ``failed`` result, except exceptions of the ``interrupts`` types (e.g. the worker's job
+    timeout), which propagate. ``execution_id`` is what ``$execution.id`` shows.
     """
     limits = limits or Limits()
     items = normalize_input(input_items, limits) if input_items else []
-    return _Run(workflow, items, on_event, limits, execution_id).run()
+    return _Run(workflow, items, on_event, limits, execution_id, interrupts).run()

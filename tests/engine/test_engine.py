@@ -295,3 +295,27 @@ def test_execution_order_is_topological_with_document_order_ties():
         [conn("t", "late"), conn("late", "a"), conn("t", "b")],
     )
     assert list(run(doc).nodes) == ["t", "late", "b", "a"]
+
+
+def test_interrupt_exceptions_propagate_instead_of_failing_the_node():
+    import pytest
+
+    from nodedrop_rq.workflow import parse_workflow, register_function, run_workflow
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(items, parameters):
+        raise Interrupted("job timeout")
+
+    register_function("interrupt_for_test", interrupt)
+    workflow = parse_workflow({
+        "name": "interrupt",
+        "nodes": [{"id": "t", "type": "manual-trigger", "name": "T", "parameters": {}},
+                  {"id": "f", "type": "function", "name": "F", "parameters": {"functionName": "interrupt_for_test"}}],
+        "connections": [{"id": "c", "sourceNodeId": "t", "sourceOutput": "main", "targetNodeId": "f",
+                         "targetInput": "main"}],
+    })
+    assert run_workflow(workflow, []).status == "failed"
+    with pytest.raises(Interrupted):
+        run_workflow(workflow, [], interrupts=(Interrupted,))
