@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
+
 from redis import Redis
+from redis.exceptions import RedisError
 from rq.serializers import JSONSerializer
 
 from nodedrop_rq.settings import Settings
@@ -26,8 +32,6 @@ def redis_from_settings(settings: Settings, socket_timeout: float | None = None)
 
 def describe_redis_url(url: str) -> str:
     """The URL with any password replaced, for logs and error messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -37,3 +41,26 @@ def describe_redis_url(url: str) -> str:
     user = parts.username or ""
     netloc = f"{user}:***@{host}" if user else f":***@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def wait_for_redis(connection: Redis, url: str, log: logging.Logger | None = None, max_delay: float = 30.0,
+                   stop: Callable[[], bool] | None = None) -> bool:
+    """Block until Redis answers PING, backing off from 0.5 s to ``max_delay``. Logs one line when it
+    does not answer and one when it does again (``log=None``: silent). Returns False if ``stop()``."""
+    delay = 0.5
+    reported = False
+    while True:
+        try:
+            connection.ping()
+            if reported and log:
+                log.info("Redis at %s answers again", describe_redis_url(url))
+            return True
+        except RedisError as exc:
+            if log and not reported:
+                log.error("Redis at %s does not answer (%s: %s); retrying with backoff up to %.0f s",
+                          describe_redis_url(url), type(exc).__name__, exc, max_delay)
+                reported = True
+        if stop is not None and stop():
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, max_delay)

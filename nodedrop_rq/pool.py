@@ -18,7 +18,7 @@ from redis import ConnectionPool, Redis
 from rq.logutils import setup_loghandlers
 from rq.worker_pool import WorkerPool
 
-from nodedrop_rq.connection import SERIALIZER, redis_from_settings
+from nodedrop_rq.connection import SERIALIZER, redis_from_settings, wait_for_redis
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.worker import ExecutionWorker
 
@@ -36,6 +36,12 @@ class ExecutionWorkerPool(WorkerPool):
             worker_class=ExecutionWorker,
             serializer=SERIALIZER,
         )
+
+    def start(self, burst: bool = False, logging_level: str = "INFO") -> None:
+        setup_loghandlers(logging_level, name=__name__)
+        # One clear line while Redis is unreachable, instead of N workers failing and respawning each second.
+        wait_for_redis(self.connection, self.settings.redis_url, log)
+        super().start(burst=burst, logging_level=logging_level)
 
     def get_worker_process(self, name: str, burst: bool, _sleep: float = 0,
                            logging_level: str = "INFO") -> BaseProcess:
@@ -56,6 +62,8 @@ def run_pool_worker(name: str, queue_names: list[str], connection_class: Any, po
     # one SIGINT (warm shutdown); a second signal would make RQ kill the running execution.
     os.setpgrp()
     connection = connection_class(connection_pool=ConnectionPool(connection_class=pool_class, **pool_kwargs))
+    # After an outage the supervisor respawns workers every second; they wait here quietly instead.
+    wait_for_redis(connection, settings.redis_url, log=None)
     worker = ExecutionWorker(queue_names, name=name, connection=connection, settings=settings,
                              pool_name=pool_name, pool_concurrency=pool_concurrency, pool_pid=pool_pid)
     setup_loghandlers(logging_level, name="rq.worker")

@@ -31,6 +31,8 @@ class Settings:
     # fork: each execution in a forked process (RQ's Worker; a crash or OOM loses only that attempt).
     # inline: in the worker process itself (like RQ's SimpleWorker; several times the throughput).
     isolation: str = "fork"
+    # Memory one execution may allocate (RLIMIT_DATA of the horse, or of the inline worker); 0 = no limit.
+    memory_limit_mb: int = 1024
     # Failed executions wait here for manual review (RQ's FailedJobRegistry TTL).
     failure_ttl: int = 30 * 86400
     # RQ's defaults (420 s / 600 s / 30 s) take 90 s to 13 min to notice a SIGKILLed worker;
@@ -89,6 +91,7 @@ class Settings:
             queue=_name(env, "EXECUTION_QUEUE", d.queue),
             retry_intervals=_int_list(env, "EXECUTION_RETRY_INTERVALS", d.retry_intervals),
             job_timeout=_int(env, "EXECUTION_JOB_TIMEOUT", d.job_timeout, minimum=1),
+            memory_limit_mb=_int(env, "EXECUTION_MEMORY_LIMIT_MB", d.memory_limit_mb, minimum=0),
             isolation=_choice(env, "EXECUTION_ISOLATION", d.isolation.upper(), ("FORK", "INLINE")).lower(),
             failure_ttl=_int(env, "EXECUTION_FAILURE_TTL", d.failure_ttl, minimum=1),
             worker_ttl=_int(env, "EXECUTION_WORKER_TTL", d.worker_ttl, minimum=16),

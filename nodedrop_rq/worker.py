@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 from typing import Any
 
@@ -83,6 +84,8 @@ class ExecutionWorker(Worker):
         self._nd_failure: tuple[Job, AttemptFailure] | None = None
         self._nd_heartbeat: RunningJobHeartbeat | None = None
         load_function_modules(self.nd_settings.function_modules)
+        if self.inline:
+            limit_memory(self.nd_settings.memory_limit_mb)
 
     @property
     def transitions(self) -> Transitions:
@@ -172,6 +175,8 @@ class ExecutionWorker(Worker):
     # -- success ----------------------------------------------------------------------------------
 
     def perform_job(self, job: Job, queue: Queue) -> bool:
+        if self._is_horse:
+            limit_memory(self.nd_settings.memory_limit_mb)
         self._nd_exc = None
         self._nd_success_job = job
         try:
@@ -219,6 +224,18 @@ class ExecutionWorker(Worker):
             job, failure = self._nd_failure
             self._nd_failure = None  # exactly once per failed attempt
             self.transitions.attempt_failed(pipeline, job, failure, job_duration(job))
+
+
+def limit_memory(megabytes: int) -> None:
+    """Cap this process's data memory, so a node that allocates too much fails with MemoryError
+    instead of the kernel's OOM killer taking down the worker (or the container)."""
+    if megabytes <= 0:
+        return
+    limit = megabytes * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
 def _error_of(exc: BaseException | None, exc_string: str, job: Job) -> dict[str, Any]:

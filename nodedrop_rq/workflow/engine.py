@@ -47,6 +47,8 @@ class NodeOutputInvalid(Exception):
 
 
 def _message(error: BaseException) -> str:
+    if isinstance(error, MemoryError):
+        return "out of memory (MemoryError): the node allocated more than the execution may use"
     text = str(error)
     # These exceptions' text alone ("'x'") does not say what went wrong.
     if isinstance(error, (KeyError, IndexError, AttributeError)) or not text:

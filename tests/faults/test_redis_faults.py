@@ -1,0 +1,72 @@
+"""Redis restarting under load, and Redis missing when the workers start."""
+
+from __future__ import annotations
+
+import time
+
+from redis import Redis
+
+from nodedrop_rq.embedded_redis import EmbeddedRedis, free_port
+from nodedrop_rq.settings import Settings
+from nodedrop_rq.state import TERMINAL
+from nodedrop_rq.submit import submit_execution
+from tests.conftest import wait_for
+from tests.support import workflows
+
+
+def _statuses(connection: Redis, ids: list[str]) -> dict[str, str | None]:
+    out = {}
+    for execution_id in ids:
+        raw = connection.hget(f"nodedrop:execution:{execution_id}", "status")
+        out[execution_id] = raw.decode() if raw else None
+    return out
+
+
+def test_redis_restart_during_load_loses_nothing(start_pool, tmp_path):
+    server = EmbeddedRedis(tmp_path, persistent=True)
+    server.start()
+    try:
+        connection = Redis.from_url(server.url, socket_timeout=5)
+        settings = Settings(redis_url=server.url, retry_intervals=(1, 1, 1))
+        start_pool(concurrency=2, REDIS_URL=server.url, EXECUTION_RETRY_INTERVALS="1,1,1")
+        ids = []
+        for i in range(12):
+            ids.append(submit_execution(workflows.counted(), {"sleep": 0.5, "tag": f"r{i}"}, connection=connection,
+                                        settings=settings))
+        time.sleep(1.5)
+        server.stop()
+        time.sleep(2)
+        server.start()
+        connection = Redis.from_url(server.url, socket_timeout=5)
+        for i in range(12, 16):  # the system takes new work after the restart without manual action
+            ids.append(submit_execution(workflows.counted(), {"sleep": 0.2, "tag": f"r{i}"}, connection=connection,
+                                        settings=settings))
+        wait_for(lambda: all(s in TERMINAL for s in _statuses(connection, ids).values()), 90,
+                 what="every execution to reach a terminal state")
+        statuses = _statuses(connection, ids)
+        assert set(statuses.values()) == {"succeeded"}, statuses
+        runs = [int(connection.get(f"test:runs:r{i}") or 0) for i in range(16)]
+        # At least once each; a rerun only when an attempt was cut off by the outage.
+        assert all(1 <= r <= 4 for r in runs), runs
+    finally:
+        server.cleanup()
+
+
+def test_workers_wait_for_redis_at_start_with_one_clear_line(start_pool, tmp_path):
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    pool = start_pool(concurrency=2, REDIS_URL=url)
+    time.sleep(4)
+    assert pool.process.poll() is None
+    lines = [line for line in pool.output().splitlines() if "does not answer" in line]
+    assert len(lines) == 1, pool.output()
+    server = EmbeddedRedis(tmp_path, port=port)
+    server.start()
+    try:
+        connection = Redis.from_url(url)
+        execution_id = submit_execution(workflows.quick(), connection=connection, settings=Settings(redis_url=url))
+        wait_for(lambda: connection.hget(f"nodedrop:execution:{execution_id}", "status") == b"succeeded", 40,
+                 what="the execution to run once Redis is up")
+        assert "answers again" in pool.output()
+    finally:
+        server.cleanup()
