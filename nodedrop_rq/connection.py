@@ -60,7 +60,9 @@ def wait_for_redis(connection: Redis, url: str, log: logging.Logger | None = Non
                 log.error("Redis at %s does not answer (%s: %s); retrying with backoff up to %.0f s",
                           describe_redis_url(url), type(exc).__name__, exc, max_delay)
                 reported = True
-        if stop is not None and stop():
-            return False
-        time.sleep(delay)
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:  # short naps, so a stop request is honoured promptly
+            if stop is not None and stop():
+                return False
+            time.sleep(0.2)
         delay = min(delay * 2, max_delay)

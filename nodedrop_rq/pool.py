@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from multiprocessing import get_context
 from multiprocessing.process import BaseProcess
@@ -39,8 +40,13 @@ class ExecutionWorkerPool(WorkerPool):
 
     def start(self, burst: bool = False, logging_level: str = "INFO") -> None:
         setup_loghandlers(logging_level, name=__name__)
+        stopping: list[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda sig, _frame: stopping.append(sig))
         # One clear line while Redis is unreachable, instead of N workers failing and respawning each second.
-        wait_for_redis(self.connection, self.settings.redis_url, log)
+        if not wait_for_redis(self.connection, self.settings.redis_url, log, stop=lambda: bool(stopping)):
+            log.info("stopped before Redis answered")
+            return
         super().start(burst=burst, logging_level=logging_level)
 
     def get_worker_process(self, name: str, burst: bool, _sleep: float = 0,

@@ -70,3 +70,12 @@ def test_workers_wait_for_redis_at_start_with_one_clear_line(start_pool, tmp_pat
         assert "answers again" in pool.output()
     finally:
         server.cleanup()
+
+
+def test_the_redis_password_never_reaches_the_logs(start_pool, tmp_path):
+    url = f"redis://:sekret-pw@127.0.0.1:{free_port()}/0"
+    pool = start_pool(concurrency=1, REDIS_URL=url)
+    wait_for(lambda: "does not answer" in pool.output(), 15, what="the unreachable-Redis line")
+    assert pool.terminate(20) == 0
+    assert "sekret-pw" not in pool.output()
+    assert ":***@127.0.0.1" in pool.output()
