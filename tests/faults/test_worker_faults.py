@@ -1,0 +1,112 @@
+"""A steady stream of executions while worker pools are SIGKILLed or scaled down.
+
+At the end every execution must be in exactly one terminal state, the counted side effect must have run
+as at-least-once retries promise, and the exporter's counters must agree with the states.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from redis import Redis
+
+from nodedrop_rq import counters, keys
+from nodedrop_rq.control import ExecutionControl
+from nodedrop_rq.state import TERMINAL
+from nodedrop_rq.submit import submit_execution
+from tests.conftest import wait_for
+from tests.support import workflows
+
+FAST = {"EXECUTION_RETRY_INTERVALS": "1,1,1"}
+REPORT = Path(__file__).parent / "last-run.json"
+
+
+def _submit_mix(connection: Redis, settings, count: int, offset: int = 0) -> dict[str, str]:
+    """Every 5th always fails, every 7th is slow (2 s), the rest take 0.3 s."""
+    kinds = {}
+    for i in range(offset, offset + count):
+        tag = f"e{i}"
+        if i % 5 == 4:
+            wf, data, kind = workflows.failing(), {"tag": tag}, "fails"
+        else:
+            wf, data, kind = workflows.counted(), {"tag": tag, "sleep": 2 if i % 7 == 3 else 0.3}, "ok"
+        kinds[submit_execution(wf, data, connection=connection, settings=settings)] = f"{kind}:{tag}"
+    return kinds
+
+
+def _account(connection: Redis, settings, kinds: dict[str, str]) -> dict[str, int]:
+    control = ExecutionControl(connection, settings)
+    figures = {"executions": len(kinds), "succeeded": 0, "failed": 0, "lost": 0, "duplicated_side_effects": 0,
+               "reruns_after_faults": 0}
+    for execution_id, label in kinds.items():
+        kind, tag = label.split(":")
+        state = control.get(execution_id)
+        assert state["status"] in TERMINAL, (execution_id, state["status"])
+        figures[state["status"]] += 1
+        if kind == "fails":
+            assert state["status"] == "failed"
+            assert len(state["attempts"]) == state["maxAttempts"] == 4
+            continue
+        assert state["status"] == "succeeded", (execution_id, state["error"])
+        runs = int(connection.get(f"test:runs:{tag}") or 0)
+        attempts = state["attempts"]
+        # At least once; more only when an attempt was cut off by a fault (each such attempt failed).
+        assert 1 <= runs <= len(attempts), (tag, runs, attempts)
+        assert [a["status"] for a in attempts][-1] == "succeeded"
+        assert all(a["status"] == "failed" for a in attempts[:-1])
+        figures["reruns_after_faults"] += len(attempts) - 1
+        figures["duplicated_side_effects"] += max(0, runs - 1)
+    raw = counters.decode(connection.hgetall(keys.counters(settings.queue)))
+    assert int(raw.get(counters.COMPLETED, 0)) == figures["succeeded"]
+    assert int(raw.get(counters.FAILED, 0)) == figures["failed"]
+    return figures
+
+
+def _record(name: str, figures: dict[str, int]) -> None:
+    existing = json.loads(REPORT.read_text()) if REPORT.exists() else {}
+    existing[name] = figures
+    REPORT.write_text(json.dumps(existing, indent=2))
+
+
+def test_sigkilled_pools_lose_nothing(start_pool, redis_conn, settings):
+    fast = settings.with_overrides(retry_intervals=(1, 1, 1))
+    start_pool(concurrency=2, **FAST)
+    kinds: dict[str, str] = {}
+    kills = 0
+    for round_ in range(3):
+        victim = start_pool(concurrency=2, **FAST)
+        wait_for(lambda: len(redis_conn.smembers("rq:workers")) >= 4, 20, what="victim pool to register")
+        kinds.update(_submit_mix(redis_conn, fast, 10, offset=round_ * 10))
+        time.sleep(1.5)  # let the victim take executions
+        victim.kill_all()
+        kills += 1
+    wait_for(lambda: all(redis_conn.hget(keys.execution(i), "status").decode() in TERMINAL for i in kinds), 150,
+             interval=0.5, what="every execution to end")
+    figures = _account(redis_conn, fast, kinds)
+    figures["pools_sigkilled"] = kills
+    assert figures["lost"] == 0
+    _record("sigkill", figures)
+
+
+def test_scale_down_with_sigterm_finishes_running_executions(start_pool, redis_conn, settings):
+    fast = settings.with_overrides(retry_intervals=(1, 1, 1))
+    keeper = start_pool(concurrency=1, **FAST)
+    leaving = [start_pool(concurrency=2, **FAST) for _ in range(2)]
+    wait_for(lambda: len(redis_conn.smembers("rq:workers")) >= 5, 20, what="pools to register")
+    kinds = _submit_mix(redis_conn, fast, 20)
+    time.sleep(1)
+    started = time.monotonic()
+    codes = [pool.terminate(timeout=60) for pool in leaving]
+    took = time.monotonic() - started
+    assert codes == [0, 0]
+    assert took < 30  # within compose's stop_grace_period for these short executions
+    wait_for(lambda: all(redis_conn.hget(keys.execution(i), "status").decode() in TERMINAL for i in kinds), 120,
+             interval=0.5, what="every execution to end")
+    figures = _account(redis_conn, fast, kinds)
+    assert figures["reruns_after_faults"] == 0  # a warm shutdown interrupts nothing
+    assert keeper.process.poll() is None
+    figures["pools_sigtermed"] = 2
+    figures["shutdown_seconds"] = round(took, 1)
+    _record("sigterm", figures)
