@@ -91,7 +91,9 @@ class ExecutionControl:
     def requeue(self, execution_id: str) -> dict[str, Any]:
         """Run a failed execution again, with the full retry schedule."""
         job = self._job(execution_id)
-        if job is None or job.get_status(refresh=False) != JobStatus.FAILED:
+        if job is None:
+            raise ExecutionNotFound(execution_id)
+        if job.get_status(refresh=False) != JobStatus.FAILED:
             raise InvalidOperation(f"execution {execution_id} is not in the failed registry")
         job.retries_left = len(job.retry_intervals or ()) or None
         current = self.store.get(execution_id)
@@ -125,7 +127,7 @@ class ExecutionControl:
     def _job(self, execution_id: str) -> Job | None:
         try:
             return Job.fetch(execution_id, connection=self.connection, serializer=SERIALIZER)
-        except NoSuchJobError:
+        except (NoSuchJobError, ValueError):  # RQ refuses ids with characters it never generates
             return None
 
     def _failed(self, execution_id: str, found: dict[str, Any] | None, job: Job | None,

@@ -174,7 +174,7 @@ def create_app(settings: Settings, connection: Redis | None = None,
     )
     def list_failed(
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=2**40)] = 0,  # Redis ranges are 64-bit
         queue: Annotated[str | None, Query(min_length=1, max_length=200, pattern=QUEUE_NAME_PATTERN,
                                            description="Default: EXECUTION_QUEUE")] = None,
     ) -> dict[str, Any]:
