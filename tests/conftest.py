@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from bench.common import descendants
 from nodedrop_rq.embedded_redis import EmbeddedRedis
 from nodedrop_rq.settings import Settings
 
@@ -51,26 +52,6 @@ def child_env(redis_url: str, **extra: str) -> dict[str, str]:
 @pytest.fixture
 def settings(redis_url: str) -> Settings:
     return Settings.from_env(child_env(redis_url))
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (RQ's horses and our pool's workers leave its process group)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 class PoolProcess:

@@ -6,29 +6,9 @@ from datetime import datetime, timezone
 
 from redis import Redis
 
+from bench.scrape import CountingRedis
 from exporter.collector import NodedropCollector
 from nodedrop_rq import keys
-
-
-class CountingRedis(Redis):
-    """Counts network round trips: single commands and pipeline executions."""
-
-    round_trips = 0
-
-    def execute_command(self, *args, **kwargs):
-        CountingRedis.round_trips += 1
-        return super().execute_command(*args, **kwargs)
-
-    def pipeline(self, transaction=True, shard_hint=None):
-        pipe = super().pipeline(transaction, shard_hint)
-        original = pipe.execute
-
-        def execute(raise_on_error=True):
-            CountingRedis.round_trips += 1
-            return original(raise_on_error)
-
-        pipe.execute = execute
-        return pipe
 
 
 def _populate(connection: Redis, queues: int, workers: int) -> None:

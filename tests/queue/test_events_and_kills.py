@@ -9,9 +9,10 @@ import time
 
 from rq.command import send_stop_job_command
 
+from bench.common import descendants
 from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.submit import submit_execution
-from tests.conftest import descendants, wait_for
+from tests.conftest import wait_for
 from tests.queue.test_executions import wait_status
 from tests.support import workflows
 
