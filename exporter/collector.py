@@ -19,7 +19,7 @@ from rq.worker_registration import REDIS_WORKER_KEYS
 from nodedrop_rq import counters, keys
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.stats import add_count_commands
-from nodedrop_rq.worker import CONCURRENCY_FIELD
+from nodedrop_rq.worker import POOL_FIELD
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class NodedropCollector(Collector):
                 self._oldest(keys=[f"rq:queue:{queue}"], args=["rq:job:"], client=pipe)
                 pipe.hgetall(keys.counters(queue))
             for key in worker_keys:
-                pipe.hmget(key, "state", "last_heartbeat", CONCURRENCY_FIELD)
+                pipe.hmget(key, "state", "last_heartbeat", POOL_FIELD)
             values = pipe.execute()
 
         per_queue = 7
@@ -125,11 +125,14 @@ class NodedropCollector(Collector):
         # A worker hash outlives a dead worker by worker_ttl + 60 s; only a recent heartbeat counts.
         max_age = self.settings.worker_heartbeat_max_age
         states = {"idle": 0, "busy": 0}
-        for state, heartbeat, _concurrency in rows:
+        pools: set[str] = set()
+        for state, heartbeat, pool in rows:
             if state is None or heartbeat is None or _age(heartbeat, now) > max_age:
                 continue
             name = _s(state)
             states["busy" if name == "busy" else "idle"] += 1
+            if pool is not None:
+                pools.add(_s(pool))
         workers = GaugeMetricFamily("nodedrop_workers", "Live worker processes by state.", labels=["state"])
         for name, count in states.items():
             workers.add_metric([name], count)
@@ -140,9 +143,14 @@ class NodedropCollector(Collector):
         utilization = GaugeMetricFamily("nodedrop_worker_utilization_ratio",
                                         "Active executions / capacity (0 when there is no capacity).")
         utilization.add_metric([], min(active / capacity_value, 1.0) if capacity_value else 0.0)
+        live_pools = GaugeMetricFamily(
+            "nodedrop_worker_pools",
+            "Live nodedrop-rq worker pools (containers), to compare with nodedrop_workers_desired.")
+        live_pools.add_metric([], len(pools))
         yield workers
         yield capacity
         yield utilization
+        yield live_pools
 
 
 _QUEUE_GAUGES = (

@@ -61,8 +61,10 @@ def test_a_dead_worker_stops_counting_toward_capacity(start_exporter, start_pool
     keeper = start_pool(concurrency=1, **env)
     victim = start_pool(concurrency=2, **env)
     wait_for(lambda: scrape(base)[("nodedrop_worker_capacity", ())] == 3, 20, what="capacity 3")
+    assert scrape(base)[("nodedrop_worker_pools", ())] == 2
     victim.kill_all()
     wait_for(lambda: scrape(base)[("nodedrop_worker_capacity", ())] == 1, 20, what="capacity back to 1")
+    assert scrape(base)[("nodedrop_worker_pools", ())] == 1
     assert keeper.process.poll() is None
 
 
