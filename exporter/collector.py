@@ -67,7 +67,9 @@ class NodedropCollector(Collector):
             pipe.smembers(keys.queues())
             pipe.smembers(REDIS_WORKER_KEYS)
             pipe.info("memory")
-            queue_members, worker_keys, memory = pipe.execute()
+            pipe.zcard(keys.SCHEDULED_JOBS)
+            pipe.zrange(keys.SCHEDULED_JOBS, 0, 0, withscores=True)
+            queue_members, worker_keys, memory, schedules, earliest = pipe.execute()
         queues = sorted({_s(q) for q in queue_members} | {self.settings.queue})
         worker_keys = sorted(_s(k) for k in worker_keys)
 
@@ -117,6 +119,7 @@ class NodedropCollector(Collector):
         yield duration
         yield desired
         yield from self._worker_metrics(values[len(queues) * per_queue:], now, active_total)
+        yield from _schedule_metrics(schedules, earliest, now)
         used = GaugeMetricFamily("nodedrop_redis_memory_used_bytes", "Redis used_memory.")
         used.add_metric([], float(memory.get("used_memory", 0)))
         yield used
@@ -151,6 +154,18 @@ class NodedropCollector(Collector):
         yield capacity
         yield utilization
         yield live_pools
+
+
+def _schedule_metrics(count: int, earliest: list[tuple[bytes, float]], now: datetime) -> Iterator[Metric]:
+    total = GaugeMetricFamily("nodedrop_schedules", "Schedules stored (cron, one-off and interval).")
+    total.add_metric([], count)
+    # Schedule ids are unbounded, so one lag gauge instead of a series per schedule.
+    lag = GaugeMetricFamily("nodedrop_schedule_lag_seconds",
+                            "Now minus the oldest overdue firing (0 when none is overdue): a scheduler is missing "
+                            "or stuck when this grows.")
+    lag.add_metric([], max(0.0, now.timestamp() - earliest[0][1]) if earliest else 0.0)
+    yield total
+    yield lag
 
 
 _QUEUE_GAUGES = (

@@ -39,3 +39,13 @@ def worker_concurrency() -> str:
 def queues() -> str:
     """Set: names of queues that executions were ever submitted to (for the exporter). No TTL."""
     return f"{PREFIX}:queues"
+
+
+def schedule_fires() -> str:
+    """Hash: schedule id -> ISO time of its last firing (for `schedule list`). Entries go with their
+    schedule."""
+    return f"{PREFIX}:schedule-fires"
+
+
+# rq-scheduler's sorted set of schedules (score = next firing, Unix seconds).
+SCHEDULED_JOBS = "rq:scheduler:scheduled_jobs"

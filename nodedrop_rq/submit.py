@@ -15,7 +15,7 @@ from nodedrop_rq.connection import SERIALIZER, redis_from_settings
 from nodedrop_rq.jobs import FAILURE_CALLBACK, FUNC_NAME
 from nodedrop_rq.settings import Settings, get_settings
 from nodedrop_rq.state import ExecutionStore
-from nodedrop_rq.workflow import Limits, Problem, WorkflowInvalid, normalize_input, parse_workflow
+from nodedrop_rq.workflow import Limits, Problem, Workflow, WorkflowInvalid, normalize_input, parse_workflow
 
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -41,10 +41,7 @@ def submit_execution(
     returns the first execution's id while its state exists.
     """
     settings = settings or get_settings()
-    limits = Limits.from_settings(settings)
-    _check_size(workflow, input, limits)
-    parsed = parse_workflow(workflow, limits)
-    items = normalize_input(input, limits)
+    parsed, items = _validated(workflow, input, settings)
     if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
         raise WorkflowInvalid([Problem("idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")])
     connection = connection or redis_from_settings(settings)
@@ -80,6 +77,18 @@ def submit_execution(
         pipe.sadd(keys.queues(), queue_name)
         pipe.execute()
     return execution_id
+
+
+def check_submission(workflow: Any, input: Any, settings: Settings) -> tuple[dict[str, Any], list[dict]]:  # noqa: A002
+    """Validate as :func:`submit_execution` does; returns the normalized document and input items."""
+    parsed, items = _validated(workflow, input, settings)
+    return parsed.to_document(), items
+
+
+def _validated(workflow: Any, input: Any, settings: Settings) -> tuple[Workflow, list[dict]]:  # noqa: A002
+    limits = Limits.from_settings(settings)
+    _check_size(workflow, input, limits)
+    return parse_workflow(workflow, limits), normalize_input(input, limits)
 
 
 def _check_size(workflow: Any, input: Any, limits: Limits) -> None:  # noqa: A002

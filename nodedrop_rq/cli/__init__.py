@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nodedrop_rq.cli import engine_commands, queue_commands, serve_commands
+from nodedrop_rq.cli import engine_commands, queue_commands, schedule_commands, serve_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,3 +16,4 @@ def main() -> None:
 engine_commands.register(main)
 queue_commands.register(main)
 serve_commands.register(main)
+schedule_commands.register(main)

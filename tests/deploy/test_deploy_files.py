@@ -22,7 +22,8 @@ EXPORTED = {
     "nodedrop_execution_duration_seconds_bucket", "nodedrop_execution_duration_seconds_sum",
     "nodedrop_execution_duration_seconds_count", "nodedrop_workers", "nodedrop_worker_capacity",
     "nodedrop_worker_pools", "nodedrop_worker_utilization_ratio", "nodedrop_workers_desired", "nodedrop_redis_up",
-    "nodedrop_redis_memory_used_bytes", "nodedrop_exporter_scrape_duration_seconds",
+    "nodedrop_redis_memory_used_bytes", "nodedrop_exporter_scrape_duration_seconds", "nodedrop_schedules",
+    "nodedrop_schedule_lag_seconds",
 }
 COMPOSE = shutil.which("docker-compose")
 PROMTOOL = shutil.which("promtool")
