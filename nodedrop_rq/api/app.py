@@ -49,6 +49,7 @@ from nodedrop_rq.api.models import (
     SubmitResponse,
     UnhealthyResponse,
 )
+from nodedrop_rq.api.schedule_routes import build_schedule_router
 from nodedrop_rq.connection import describe_redis_url, redis_from_settings
 from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.errors import ExecutionNotFound, InvalidOperation
@@ -222,6 +223,7 @@ def create_app(settings: Settings, connection: Redis | None = None,
             raise
 
     app.include_router(router)
+    app.include_router(build_schedule_router(connection, settings, auth, router_responses))
 
     @app.get(
         "/api/health",

@@ -190,3 +190,25 @@ def test_sigterm_stops_the_service_and_its_workers_with_exit_0(start_service):
     process = start_service.last
     process.send_signal(signal.SIGTERM)
     assert process.wait(40) == 0
+
+
+def test_schedules_over_http(start_service, redis_conn):
+    base = start_service(NODEDROP_API_TOKEN="tok")
+    auth = {"Authorization": "Bearer tok"}
+    assert httpx.get(f"{base}/api/schedules").status_code == 401
+    created = httpx.post(f"{base}/api/schedules", headers=auth,
+                         json={"workflow": workflows.quick(), "cron": "*/5 * * * *", "tz": "Europe/Berlin",
+                               "name": "every five"})
+    assert created.status_code == 201, created.text
+    info = created.json()
+    assert info["kind"] == "cron" and info["tz"] == "Europe/Berlin" and info["nextFire"]
+    listed = httpx.get(f"{base}/api/schedules", headers=auth).json()
+    assert [s["id"] for s in listed] == [info["id"]]
+    bad = httpx.post(f"{base}/api/schedules", headers=auth, json={"workflow": workflows.quick(), "cron": "nope"})
+    assert bad.status_code == 422 and "invalid cron" in bad.json()["problems"][0]["message"]
+    past = httpx.post(f"{base}/api/schedules", headers=auth,
+                      json={"workflow": workflows.quick(), "at": "2001-01-01T00:00:00Z"})
+    assert past.status_code == 422
+    assert httpx.delete(f"{base}/api/schedules/{info['id']}", headers=auth).status_code == 204
+    assert httpx.delete(f"{base}/api/schedules/{info['id']}", headers=auth).status_code == 404
+    assert httpx.get(f"{base}/api/schedules", headers=auth).json() == []
