@@ -42,8 +42,13 @@ class Schedule:
         if self.kind == EVERY:
             assert self.every is not None
             return after + timedelta(seconds=self.every)
-        local = after.astimezone(ZoneInfo(self.tz))
-        return croniter(self.cron, local).get_next(datetime).astimezone(timezone.utc)
+        zone = ZoneInfo(self.tz)
+        local = after.astimezone(zone)
+        upcoming = croniter(self.cron, local).get_next(datetime)
+        if upcoming.replace(tzinfo=None) == local.replace(tzinfo=None):
+            # The same wall-clock time again (the hour repeated when clocks go back): fire it once.
+            upcoming = croniter(self.cron, upcoming).get_next(datetime)
+        return upcoming.astimezone(timezone.utc)
 
     def to_meta(self) -> dict[str, Any]:
         return {"nd_kind": self.kind, "nd_cron": self.cron, "nd_tz": self.tz, "nd_every": self.every,

@@ -47,7 +47,9 @@ def test_compose_files_alone_and_combined():
     redis = " ".join(map(str, base["services"]["redis"]["command"]))
     assert "--maxmemory-policy noeviction" in redis and "--appendonly yes" in redis
     assert "--workers 5" in _command(base["services"]["nodedrop"])
-    assert {"redis", "nodedrop", "nodedrop-exporter", "prometheus", "grafana"} <= set(base["services"])
+    assert {"redis", "nodedrop", "nodedrop-scheduler", "nodedrop-exporter", "prometheus", "grafana"} <= set(
+        base["services"])
+    assert _command(base["services"]["nodedrop-scheduler"]) == "nodedrop-rq scheduler"
 
     worker = combined["services"]["nodedrop-worker"]
     assert "ports" not in worker and "container_name" not in worker

@@ -165,3 +165,17 @@ def test_exporter_schedule_metrics(redis_conn, settings):
     families = {f.name: f for f in NodedropCollector(redis_conn, settings).collect()}
     assert families["nodedrop_schedules"].samples[0].value == 2
     assert 29 <= families["nodedrop_schedule_lag_seconds"].samples[0].value < 40
+
+
+def test_dst_gaps_and_repeats_fire_once():
+    plan = cron_schedule("30 2 * * *", "Europe/Berlin")
+    spring = [plan.next_fire(datetime(2026, 3, 28, 12, 0, tzinfo=timezone.utc))]
+    spring.append(plan.next_fire(spring[0]))
+    # 02:30 does not exist on 29 March: it fires at 03:00 CEST instead of being skipped.
+    assert spring == [datetime(2026, 3, 29, 1, 0, tzinfo=timezone.utc),
+                      datetime(2026, 3, 30, 0, 30, tzinfo=timezone.utc)]
+    fall = [plan.next_fire(datetime(2026, 10, 24, 12, 0, tzinfo=timezone.utc))]
+    fall.append(plan.next_fire(fall[0]))
+    # 02:30 happens twice on 25 October: it fires once.
+    assert fall == [datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc),
+                    datetime(2026, 10, 26, 1, 30, tzinfo=timezone.utc)]
