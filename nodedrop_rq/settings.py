@@ -53,6 +53,8 @@ class Settings:
     max_input_items: int = 10_000
     max_expression_length: int = 2_000
     max_document_bytes: int = 1_048_576
+    # Nesting of the workflow and input JSON; deeper documents would exhaust recursion in any reader.
+    max_depth: int = 64
     max_delay_seconds: float = 300.0
     max_response_bytes: int = 10 * 1024 * 1024
     # http-request nodes may not reach loopback/private addresses unless the operator allows it.
@@ -110,6 +112,7 @@ class Settings:
             max_input_items=_int(env, "WORKFLOW_MAX_ITEMS", d.max_input_items, minimum=1),
             max_expression_length=_int(env, "WORKFLOW_MAX_EXPRESSION_LENGTH", d.max_expression_length, minimum=1),
             max_document_bytes=_int(env, "WORKFLOW_MAX_DOCUMENT_BYTES", d.max_document_bytes, minimum=1024),
+            max_depth=_int(env, "WORKFLOW_MAX_DEPTH", d.max_depth, minimum=8, maximum=500),
             max_delay_seconds=float(_int(env, "WORKFLOW_MAX_DELAY_SECONDS", int(d.max_delay_seconds), minimum=0)),
             max_response_bytes=_int(env, "WORKFLOW_MAX_RESPONSE_BYTES", d.max_response_bytes, minimum=1024),
             http_allow_private_network=_bool(env, "NODEDROP_HTTP_ALLOW_PRIVATE_NETWORK", False),

@@ -87,8 +87,30 @@ def check_submission(workflow: Any, input: Any, settings: Settings) -> tuple[dic
 
 def _validated(workflow: Any, input: Any, settings: Settings) -> tuple[Workflow, list[dict]]:  # noqa: A002
     limits = Limits.from_settings(settings)
+    for path, document in (("workflow", workflow), ("input", input)):
+        if _depth(document, settings.max_depth) > settings.max_depth:
+            raise WorkflowInvalid([Problem(path, f"nested deeper than {settings.max_depth} levels "
+                                                 "(WORKFLOW_MAX_DEPTH)")])
     _check_size(workflow, input, limits)
     return parse_workflow(workflow, limits), normalize_input(input, limits)
+
+
+def _depth(document: Any, stop_at: int) -> int:
+    """Nesting depth of lists and dicts, computed without recursion and abandoned past ``stop_at``."""
+    deepest, todo = 0, [(document, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > stop_at:
+            return deepest
+        todo.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _check_size(workflow: Any, input: Any, limits: Limits) -> None:  # noqa: A002

@@ -187,3 +187,19 @@ def test_plain_rq_worker_runs_an_execution(start_pool, redis_conn, settings):
                             "executions"])
     assert pool.process.wait(60) == 0, pool.output()
     assert status_of(redis_conn, execution_id) == "succeeded"
+
+
+def test_deeply_nested_input_is_refused_with_a_limit_error(redis_conn, settings):
+    deep: dict = {}
+    cursor = deep
+    for _ in range(5000):
+        cursor["a"] = {}
+        cursor = cursor["a"]
+    with pytest.raises(WorkflowInvalid) as info:
+        submit_execution(workflows.quick(), deep, connection=redis_conn, settings=settings)
+    assert "WORKFLOW_MAX_DEPTH" in str(info.value) and info.value.problems[0].path == "input"
+    with pytest.raises(WorkflowInvalid) as info:
+        submit_execution(workflows.quick(), [{"x": i} for i in range(20_000)], connection=redis_conn,
+                         settings=settings)
+    assert "limit is 10000" in str(info.value)
+    assert redis_conn.dbsize() == 0
