@@ -118,11 +118,21 @@ def schedule_remove(schedule_id: str) -> None:
               help="Seconds between checks for due schedules.")
 def scheduler(interval: float) -> None:
     """Fire due schedules (run one or more; a lock lets one fire at a time)."""
+    from redis.exceptions import RedisError
+
     from nodedrop_rq.connection import redis_from_settings, wait_for_redis
     from nodedrop_rq.schedules.runner import ScheduleRunner
 
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("nodedrop_rq.scheduler")
     connection = redis_from_settings(settings, socket_timeout=10)
-    wait_for_redis(connection, settings.redis_url, logging.getLogger("nodedrop_rq.scheduler"))
-    ScheduleRunner(connection, settings, interval=interval).run()
+    while True:
+        wait_for_redis(connection, settings.redis_url, log)
+        try:
+            # rq-scheduler's loop ends on SIGTERM/SIGINT (SystemExit) or when Redis goes away (RedisError):
+            # the latter is waited out here, so the scheduler recovers by itself.
+            ScheduleRunner(connection, settings, interval=interval).run()
+            return
+        except RedisError as exc:
+            log.warning("lost Redis (%s: %s); resuming once it answers", type(exc).__name__, exc)

@@ -79,3 +79,65 @@ def test_the_redis_password_never_reaches_the_logs(start_pool, tmp_path):
     assert pool.terminate(20) == 0
     assert "sekret-pw" not in pool.output()
     assert ":***@127.0.0.1" in pool.output()
+
+
+def test_scheduler_api_and_exporter_recover_from_a_redis_restart(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from nodedrop_rq.schedules import ScheduleStore
+    from nodedrop_rq.schedules.definitions import every_schedule
+    from tests.conftest import ROOT, child_env
+
+    server = EmbeddedRedis(tmp_path, persistent=True)
+    server.start()
+    api_port, exporter_port = free_port(), free_port()
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "nodedrop_rq", "scheduler", "--interval", "0.5"],
+                         env=child_env(server.url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, "-m", "nodedrop_rq", "serve", "--host", "127.0.0.1", "--port",
+                          str(api_port), "--workers", "0"], env=child_env(server.url), cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, "-m", "exporter", "--host", "127.0.0.1", "--port", str(exporter_port)],
+                         env=child_env(server.url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]
+    health = f"http://127.0.0.1:{api_port}/api/health"
+    metrics = f"http://127.0.0.1:{exporter_port}/metrics"
+
+    def status(url: str) -> int | None:
+        try:
+            return httpx.get(url, timeout=3).status_code
+        except httpx.HTTPError:
+            return None
+
+    def fired(connection: Redis) -> int:
+        return sum(1 for _ in connection.scan_iter("nodedrop:idempotency:schedule:*"))
+
+    try:
+        connection = Redis.from_url(server.url, socket_timeout=5)
+        ScheduleStore(connection, Settings(redis_url=server.url)).add(every_schedule("1s"), workflows.quick())
+        wait_for(lambda: status(health) == 200 and status(metrics) == 200 and fired(connection) >= 2, 30,
+                 what="everything up")
+        server.stop()
+        wait_for(lambda: status(health) == 503, 10, what="the API to answer 503")
+        assert "nodedrop_redis_up 0.0" in httpx.get(metrics, timeout=5).text
+        time.sleep(1)
+        server.start()
+        connection = Redis.from_url(server.url, socket_timeout=5)
+        before = fired(connection)
+        wait_for(lambda: status(health) == 200, 20, what="the API to recover")
+        wait_for(lambda: "nodedrop_redis_up 1.0" in httpx.get(metrics, timeout=5).text, 20, what="the exporter")
+        wait_for(lambda: fired(connection) >= before + 2, 40, what="the scheduler to fire again")
+        assert all(p.poll() is None for p in processes)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        server.cleanup()
