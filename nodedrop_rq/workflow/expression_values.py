@@ -83,6 +83,14 @@ def merged_json(items: list[dict]) -> dict:
     return merged
 
 
+
+# `.all()`, `.first()`, `.last()` of $node["X"] and $input, as NodeDrop's expressions offer them.
+_ITEM_ACCESSORS: dict[str, Callable[[list[dict]], Callable[[], Any]]] = {
+    "all": lambda items: lambda: items,
+    "first": lambda items: lambda: items[0] if items else None,
+    "last": lambda items: lambda: items[-1] if items else None,
+}
+
 @dataclass
 class NodeData(Exposed):
     """``$node["Name"]``: what an earlier node produced."""
@@ -101,12 +109,8 @@ class NodeData(Exposed):
             return self.merged
         if name == "items":
             return self.items
-        if name == "all":
-            return lambda: self.items
-        if name == "first":
-            return lambda: self.items[0] if self.items else None
-        if name == "last":
-            return lambda: self.items[-1] if self.items else None
+        if name in _ITEM_ACCESSORS:
+            return _ITEM_ACCESSORS[name](self.items)
         if name == "isExecuted":
             return self.executed
         # NodeDrop resolves $node["X"].field like $node["X"].json.field.
@@ -148,12 +152,8 @@ class InputData(Exposed):
     label = "$input"
 
     def expr_attr(self, name: str) -> Any:
-        if name == "all":
-            return lambda: self.items
-        if name == "first":
-            return lambda: self.items[0] if self.items else None
-        if name == "last":
-            return lambda: self.items[-1] if self.items else None
+        if name in _ITEM_ACCESSORS:
+            return _ITEM_ACCESSORS[name](self.items)
         if name == "item":
             return self.items[self.index] if self.index < len(self.items) else None
         if name in ("length", "count"):

@@ -28,6 +28,9 @@ class _Collector:
         self.problems.append(Problem(path, message, node_id))
 
 
+# Node timeouts beyond this overflow the thread wait and could never matter under a job timeout.
+MAX_NODE_TIMEOUT_MS = 86_400_000
+
 def _document_size(document: Any) -> int:
     return len(json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode())
 
@@ -89,6 +92,9 @@ def _check_settings(settings: Any, path: str, node_id: str, out: _Collector) -> 
     timeout = settings.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
         out.add(join_path(path, "timeout"), "must be a number of milliseconds (0 = no timeout)", node_id)
+    elif timeout is not None and timeout > MAX_NODE_TIMEOUT_MS:
+        out.add(join_path(path, "timeout"), f"at most {MAX_NODE_TIMEOUT_MS} ms (one day); the worker's job "
+                "timeout (EXECUTION_JOB_TIMEOUT) bounds the whole execution anyway", node_id)
     return settings
 
 

@@ -211,3 +211,15 @@ def test_ui_only_fields_are_accepted_and_kept():
     again = parse_workflow(wf.to_document())
     assert again.nodes[0].extra["icon"] == "fa:play"
     assert json.loads(json.dumps(wf.to_document())) == wf.to_document()
+
+
+def test_node_timeout_beyond_a_day_is_refused():
+    import pytest
+
+    from nodedrop_rq.workflow import WorkflowInvalid, parse_workflow
+
+    document = {"name": "t", "nodes": [{"id": "t", "type": "manual-trigger", "name": "T", "parameters": {},
+                                        "settings": {"timeout": 9.2e15}}], "connections": []}
+    with pytest.raises(WorkflowInvalid) as info:
+        parse_workflow(document)
+    assert info.value.problems[0].path.endswith("settings.timeout")
