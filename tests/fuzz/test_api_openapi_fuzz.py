@@ -43,7 +43,7 @@ def test_no_server_errors_on_any_operation(api_base):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
         def fuzz(case):
             response = case.call(base_url=api_base, timeout=5)
             case.validate_response(response, checks=[not_a_server_error])
