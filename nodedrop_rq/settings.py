@@ -5,6 +5,7 @@ No other module reads ``os.environ``: they receive a :class:`Settings` (or call 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -59,6 +60,8 @@ class Settings:
     max_response_bytes: int = 10 * 1024 * 1024
     # http-request nodes may not reach loopback/private addresses unless the operator allows it.
     http_allow_private_network: bool = False
+    # CIDRs of non-public networks that http-request nodes may reach (the SSRF allow-list).
+    http_allowed_networks: tuple[str, ...] = ()
     log_level: str = "INFO"
     # Modules imported by workers at start; they register Python callables for `function` nodes.
     function_modules: tuple[str, ...] = ()
@@ -116,6 +119,7 @@ class Settings:
             max_delay_seconds=float(_int(env, "WORKFLOW_MAX_DELAY_SECONDS", int(d.max_delay_seconds), minimum=0)),
             max_response_bytes=_int(env, "WORKFLOW_MAX_RESPONSE_BYTES", d.max_response_bytes, minimum=1024),
             http_allow_private_network=_bool(env, "NODEDROP_HTTP_ALLOW_PRIVATE_NETWORK", False),
+            http_allowed_networks=_networks(env, "NODEDROP_HTTP_ALLOWED_NETWORKS"),
             log_level=_choice(env, "NODEDROP_LOG_LEVEL", d.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
             function_modules=tuple(
                 m.strip() for m in env.get("NODEDROP_FUNCTION_MODULES", "").split(",") if m.strip()
@@ -177,6 +181,19 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise _bad(name, raw, "expected true or false")
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = _raw(env, name)
+    if raw is None:
+        return ()
+    networks = []
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise _bad(name, raw, f"{part!r} is not an IP network such as 10.0.0.0/8 or 127.0.0.1") from None
+    return tuple(networks)
 
 
 def _name(env: Mapping[str, str], name: str, default: str) -> str:

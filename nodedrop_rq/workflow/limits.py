@@ -28,6 +28,8 @@ class Limits:
     # ``http-request``: loopback, private and link-local addresses are refused unless this is set, so a
     # submitted workflow cannot probe the worker's network (cloud metadata endpoints, Redis, ...).
     allow_private_network: bool = False
+    # Non-public networks http-request may still reach (CIDRs, e.g. "10.1.2.0/24"), the SSRF allow-list.
+    allowed_networks: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -39,4 +41,5 @@ class Limits:
             max_delay_seconds=settings.max_delay_seconds,
             max_response_bytes=settings.max_response_bytes,
             allow_private_network=settings.http_allow_private_network,
+            allowed_networks=settings.http_allowed_networks,
         )

@@ -8,7 +8,8 @@ from nodedrop_rq.workflow import Limits
 
 from .helpers import node, out, run, trigger, workflow
 
-LOCAL = Limits(allow_private_network=True)
+# Tests reach their local server through the SSRF allow-list, as an operator would.
+LOCAL = Limits(allowed_networks=("127.0.0.1/32",))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -119,7 +120,7 @@ def test_redirects(server):
 def test_timeout_and_response_size(server):
     slow = request(url=server + "/slow", timeout=100)
     assert slow.status == "failed" and "timed out after 100 ms" in slow.error.message
-    big = request(url=server + "/big", limits=Limits(allow_private_network=True, max_response_bytes=1000))
+    big = request(url=server + "/big", limits=Limits(allowed_networks=("127.0.0.0/8",), max_response_bytes=1000))
     assert "larger than 1000 bytes" in big.error.message
 
 
@@ -133,3 +134,21 @@ def test_private_addresses_refused_by_default(server):
 def test_bad_scheme_at_run_time():
     result = request({"u": "file:///etc/passwd"}, url="{{ $json.u }}")
     assert result.status == "failed" and "only http:// and https://" in result.error.message
+
+
+def test_allow_list_admits_only_its_networks(server):
+    other = request(url=server + "/json", limits=Limits(allowed_networks=("10.0.0.0/8",)))
+    assert other.status == "failed" and "non-public address 127.0.0.1" in other.error.message
+    listed = request(url=server + "/json", limits=Limits(allowed_networks=("10.0.0.0/8", "127.0.0.1/32")))
+    assert listed.status == "succeeded"
+
+
+def test_allow_list_setting_is_parsed_and_checked():
+    import pytest
+
+    from nodedrop_rq.settings import Settings, SettingsError
+
+    settings = Settings.from_env({"NODEDROP_HTTP_ALLOWED_NETWORKS": "10.1.2.0/24, 127.0.0.1"})
+    assert Limits.from_settings(settings).allowed_networks == ("10.1.2.0/24", "127.0.0.1/32")
+    with pytest.raises(SettingsError, match="NODEDROP_HTTP_ALLOWED_NETWORKS"):
+        Settings.from_env({"NODEDROP_HTTP_ALLOWED_NETWORKS": "intranet"})

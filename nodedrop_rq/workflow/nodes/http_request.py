@@ -13,7 +13,8 @@ A non-2xx status fails the node unless the node's ``alwaysOutputData`` setting i
 
 Only http/https. Loopback, private, link-local and other non-public addresses are refused (checked for
 every address the host resolves to, and again after each redirect) unless
-``Limits.allow_private_network``; cloud metadata endpoints are refused always.
+``Limits.allow_private_network``, or for the networks in ``Limits.allowed_networks``
+(NODEDROP_HTTP_ALLOWED_NETWORKS); cloud metadata endpoints are refused always.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class HttpRequestError(Exception):
         self.status = status
 
 
-def _check_address(host: str, port: int, allow_private: bool) -> None:
+def _check_address(host: str, port: int, allow_private: bool, allowed: tuple[str, ...] = ()) -> None:
     if host.lower().rstrip(".") in _METADATA_HOSTS:
         raise HttpRequestError(f"requests to {host} are not allowed", error_type="SECURITY_ERROR")
     try:
@@ -54,7 +55,7 @@ def _check_address(host: str, port: int, allow_private: bool) -> None:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if str(address) in _METADATA_HOSTS or address.is_unspecified:
             raise HttpRequestError(f"requests to {address} are not allowed", error_type="SECURITY_ERROR")
-        if not address.is_global and not allow_private:
+        if not address.is_global and not allow_private and not _in_networks(address, allowed):
             raise HttpRequestError(
                 f"{host} resolves to the non-public address {address}; requests to loopback, private "
                 "and link-local networks are not allowed",
@@ -62,7 +63,11 @@ def _check_address(host: str, port: int, allow_private: bool) -> None:
             )
 
 
-def _checked_url(url: Any, allow_private: bool) -> str:
+def _in_networks(address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: tuple[str, ...]) -> bool:
+    return any(address in ipaddress.ip_network(network, strict=False) for network in networks)
+
+
+def _checked_url(url: Any, allow_private: bool, allowed: tuple[str, ...] = ()) -> str:
     if not isinstance(url, str) or not url.strip():
         raise HttpRequestError("URL is required", error_type="VALIDATION_ERROR")
     url = url.strip()
@@ -71,7 +76,7 @@ def _checked_url(url: Any, allow_private: bool) -> str:
         raise HttpRequestError(
             f"only http:// and https:// URLs are allowed, got {url!r}", error_type="VALIDATION_ERROR"
         )
-    _check_address(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), allow_private)
+    _check_address(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), allow_private, allowed)
     return url
 
 
@@ -137,7 +142,8 @@ class HttpRequestNode(NodeType):
         if method not in METHODS:
             raise HttpRequestError(f"unsupported method {method!r}", error_type="VALIDATION_ERROR")
         allow_private = ctx.limits.allow_private_network
-        url = _checked_url(ctx.parameter("url", ""), allow_private)
+        allowed = ctx.limits.allowed_networks
+        url = _checked_url(ctx.parameter("url", ""), allow_private, allowed)
         headers = _headers(ctx.parameter("headers", {}))
         timeout_ms = ctx.parameter("timeout", 30000) or 30000
         follow = ctx.parameter("followRedirects", True) is not False
@@ -161,7 +167,7 @@ class HttpRequestNode(NodeType):
                     with client.stream(method, url, headers=headers, content=content) as response:
                         location = response.headers.get("location")
                         if follow and response.is_redirect and location:
-                            url = _checked_url(urljoin(url, location), allow_private)
+                            url = _checked_url(urljoin(url, location), allow_private, allowed)
                             if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
                                 method, content = "GET", None
                             continue
