@@ -203,3 +203,10 @@ def test_deeply_nested_input_is_refused_with_a_limit_error(redis_conn, settings)
                          settings=settings)
     assert "limit is 10000" in str(info.value)
     assert redis_conn.dbsize() == 0
+
+
+def test_top_level_submit_execution(redis_conn, settings):
+    import nodedrop_rq
+
+    execution_id = nodedrop_rq.submit_execution(workflows.quick(), connection=redis_conn, settings=settings)
+    assert status_of(redis_conn, execution_id) == "queued"
