@@ -35,7 +35,6 @@ from rq.defaults import (
 from rq.job import Job
 from rq.queue import Queue
 from rq.timeouts import JobTimeoutException
-from rq.worker import WorkerStatus
 
 from nodedrop_rq import keys
 from nodedrop_rq.connection import SERIALIZER
@@ -155,7 +154,7 @@ class ExecutionWorker(Worker):
             self._nd_heartbeat = RunningJobHeartbeat(self._beat, self.job_monitoring_interval)
         with self._nd_heartbeat.running(job):
             self.perform_job(job, queue)
-        self.set_state(WorkerStatus.IDLE)
+        # No set_state(IDLE) here (SimpleWorker's extra round trip): the dequeue loop sets it next.
 
     def _beat(self, job: Job, working_for: float) -> None:
         self.set_current_job_working_time(working_for)
