@@ -16,6 +16,7 @@ orchestrators probe (it returns counts only), and the API description holds no d
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -24,7 +25,6 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -234,11 +234,12 @@ def create_app(settings: Settings, connection: Redis | None = None,
     )
     async def health() -> Any:
         try:
-            with anyio.fail_after(HEALTH_DEADLINE):
-                # Abandoned on timeout: the thread ends by itself at its socket timeout.
-                rows = await anyio.to_thread.run_sync(_health_rows, health_connection, settings.queue,
-                                                      abandon_on_cancel=True)
-        except TimeoutError:
+            # The event loop's own executor, not the request thread pool: health is not queued behind
+            # busy requests, and on timeout the thread is abandoned (it ends at its socket timeout).
+            loop = asyncio.get_running_loop()
+            rows = await asyncio.wait_for(
+                loop.run_in_executor(None, _health_rows, health_connection, settings.queue), HEALTH_DEADLINE)
+        except asyncio.TimeoutError:
             return _unhealthy(f"Redis at {redis_where} did not answer within {HEALTH_DEADLINE:g} s")
         except RedisError as exc:
             return _unhealthy(f"cannot reach Redis at {redis_where}: {_describe(exc, secrets)}")
