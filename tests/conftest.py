@@ -118,11 +118,13 @@ def start_pool(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., PoolPro
                 pass
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1, what: str = "") -> object:
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1,
+             what: str | Callable[[], str] = "") -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+    described = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout} s waiting for {described or predicate}")

@@ -31,7 +31,7 @@ def status_of(redis_conn, execution_id: str) -> str | None:
 def wait_status(redis_conn, execution_id: str, wanted: str | tuple[str, ...], timeout: float) -> None:
     wanted = (wanted,) if isinstance(wanted, str) else wanted
     wait_for(lambda: status_of(redis_conn, execution_id) in wanted, timeout,
-             what=f"{execution_id} to be {wanted} (is {status_of(redis_conn, execution_id)})")
+             what=lambda: f"{execution_id} to be {wanted} (is {status_of(redis_conn, execution_id)})")
 
 
 def test_a_workflow_runs_to_succeeded_with_per_node_results(start_pool, redis_conn, settings):
