@@ -65,6 +65,10 @@ class Settings:
     log_level: str = "INFO"
     # Modules imported by workers at start; they register Python callables for `function` nodes.
     function_modules: tuple[str, ...] = ()
+    # `nodedrop-rq scheduler`: seconds between checks for due schedules, and the lease of the lock that
+    # lets one scheduler fire at a time (a standby takes over within lock TTL + interval of a crash).
+    scheduler_interval: int = 1
+    scheduler_lock_ttl: int = 5
 
     @property
     def max_attempts(self) -> int:
@@ -124,6 +128,8 @@ class Settings:
             function_modules=tuple(
                 m.strip() for m in env.get("NODEDROP_FUNCTION_MODULES", "").split(",") if m.strip()
             ),
+            scheduler_interval=_int(env, "NODEDROP_SCHEDULER_INTERVAL", d.scheduler_interval, minimum=1, maximum=60),
+            scheduler_lock_ttl=_int(env, "NODEDROP_SCHEDULER_LOCK_TTL", d.scheduler_lock_ttl, minimum=2, maximum=300),
         )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from datetime import datetime, timezone
+from types import FrameType
 
 import click
 
@@ -19,8 +21,15 @@ from nodedrop_rq.cli.common import (
     read_json_source,
     redis_errors,
 )
-from nodedrop_rq.schedules import ScheduleInvalid, ScheduleStore
-from nodedrop_rq.schedules.definitions import at_schedule, cron_schedule, every_schedule, parse_delay
+from nodedrop_rq.schedules import (
+    Schedule,
+    ScheduleInvalid,
+    ScheduleStore,
+    at_schedule,
+    cron_schedule,
+    every_schedule,
+    in_schedule,
+)
 from nodedrop_rq.workflow import WorkflowInvalid
 
 
@@ -31,80 +40,95 @@ def register(group: click.Group) -> None:
 
 @click.group()
 def schedule() -> None:
-    """Run workflows on a cron schedule or once at a given time."""
+    """Run workflows on a cron schedule, or once at a given time. `nodedrop-rq scheduler` fires them."""
 
 
 @schedule.command("add")
 @click.argument("source", metavar="FILE|-")
-@click.option("--cron", "cron_expr", help='Cron expression, e.g. "*/5 * * * *".')
-@click.option("--tz", default="UTC", show_default=True, help="Time zone of --cron (IANA name).")
-@click.option("--at", "at_time", help="Run once at this ISO 8601 time (with a UTC offset).")
-@click.option("--in", "in_delay", help="Run once after this delay, e.g. 30s, 5m, 2h.")
-@click.option("--every", hidden=True, help="Run every N seconds (rq-scheduler's interval mode; for tests).")
+@click.option("--cron", "cron_expr", metavar="EXPR", help='Cron expression, e.g. "*/5 * * * *".')
+@click.option("--tz", help="IANA time zone of --cron (default UTC), or of an --at time without a UTC offset.")
+@click.option("--at", "at_time", metavar="ISO8601", help="Run once at this time, e.g. 2026-12-24T18:00:00+01:00.")
+@click.option("--in", "in_delay", metavar="DELAY", help="Run once after this delay: 30s, 5m, 2h or 1d.")
+@click.option("--every", metavar="DELAY", hidden=True,
+              help="Run every N whole seconds (fixed interval, for tests and demos).")
 @click.option("--input", "input_json", help="Input as JSON: one object or a list of them.")
 @click.option("--name", help="A name to recognise the schedule by.")
-@click.option("--json", "as_json", is_flag=True)
-def schedule_add(source: str, cron_expr: str | None, tz: str, at_time: str | None, in_delay: str | None,
+@click.option("--json", "as_json", is_flag=True, help="Print the stored schedule as JSON.")
+def schedule_add(source: str, cron_expr: str | None, tz: str | None, at_time: str | None, in_delay: str | None,
                  every: str | None, input_json: str | None, name: str | None, as_json: bool) -> None:
-    """Add a schedule; each firing submits a normal execution."""
-    chosen = [x for x in (cron_expr, at_time, in_delay, every) if x]
+    """Add a schedule; each firing submits a normal execution of the workflow in FILE (- for stdin).
+
+    The workflow and input are validated now; nothing is stored when anything is invalid (exit 2).
+    """
+    chosen = [flag for flag, value in (("--cron", cron_expr), ("--at", at_time), ("--in", in_delay),
+                                       ("--every", every)) if value is not None]
     if len(chosen) != 1:
         fail("give exactly one of --cron, --at or --in", EXIT_INVALID)
+    if tz is not None and chosen[0] not in ("--cron", "--at"):
+        fail(f"--tz applies to --cron and --at, not {chosen[0]}", EXIT_INVALID)
     settings = load_settings()
     document = read_json_source(source)
     data = parse_json_option(input_json, "--input")
-    now = datetime.now(timezone.utc)
-    try:
-        if cron_expr:
-            plan = cron_schedule(cron_expr, tz, name)
-        elif at_time:
-            plan = at_schedule(at_time, now, name)
-        elif in_delay:
-            from datetime import timedelta
-
-            plan = at_schedule(now + timedelta(seconds=parse_delay(in_delay)), now, name)
-        else:
-            plan = every_schedule(every or "", name)
-    except ScheduleInvalid as exc:
-        fail(str(exc), EXIT_INVALID)
+    plan = _plan(cron_expr, tz, at_time, in_delay, every, name)
     with redis_errors(settings):
         store = ScheduleStore(connect(settings), settings)
         try:
             schedule_id = store.add(plan, document, data)
         except WorkflowInvalid as exc:
-            click.echo(f"error: the workflow is invalid ({len(exc.problems)} problem(s)):", err=True)
+            click.echo(f"error: the workflow is invalid ({len(exc.problems)} problem(s)); nothing was stored:",
+                       err=True)
             for problem in exc.problems:
                 click.echo(f"  {problem.path or '(document)'}: {problem.message}", err=True)
             sys.exit(EXIT_INVALID)
-        info = next(i for i in store.list() if i.id == schedule_id)
+        info = store.get(schedule_id)
+    if info is None:  # fired and finished already (a one-off due within the second)
+        click.echo(schedule_id)
+        return
     if as_json:
         print_json(info.to_dict())
     else:
-        click.echo(f"{schedule_id}  next run {info.next_fire.isoformat() if info.next_fire else '-'}")
+        click.echo(f"{schedule_id}  {plan.describe()}  next run {_when(info.next_fire)}")
+
+
+def _plan(cron_expr: str | None, tz: str | None, at_time: str | None, in_delay: str | None, every: str | None,
+          name: str | None) -> Schedule:
+    now = datetime.now(timezone.utc)
+    try:
+        if cron_expr is not None:
+            return cron_schedule(cron_expr, tz or "UTC", name)
+        if at_time is not None:
+            return at_schedule(at_time, now, name, tz=tz)
+        if in_delay is not None:
+            return in_schedule(in_delay, now, name)
+        return every_schedule(every or "", name)
+    except ScheduleInvalid as exc:
+        fail(f"{exc}; nothing was stored", EXIT_INVALID)
+        raise  # unreachable: fail() exits
 
 
 @schedule.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the schedules as a JSON list.")
 def schedule_list(as_json: bool) -> None:
-    """List schedules with their next run times."""
+    """List schedules (id, name, kind, rule, next run times), soonest first."""
     settings = load_settings()
     with redis_errors(settings):
         items = ScheduleStore(connect(settings), settings).list()
     if as_json:
         print_json([item.to_dict() for item in items])
         return
+    if items:
+        click.echo(f"{'ID':<32}  {'NAME':<20}  {'KIND':<5}  {'RULE':<36}  NEXT RUNS")
     for item in items:
-        rule = {"cron": f"cron {item.schedule.cron!r} {item.schedule.tz}", "at": "once",
-                "every": f"every {item.schedule.every:g} s"}[item.schedule.kind]
-        click.echo(f"{item.id}  {item.schedule.name or item.workflow_name:<24} {rule:<32} "
-                   f"next {item.next_fire.isoformat() if item.next_fire else '-'}")
+        runs = ", ".join(_when(t) for t in item.next_fires) or "-"
+        click.echo(f"{item.id:<32}  {(item.schedule.name or item.workflow_name)[:20]:<20}  "
+                   f"{item.schedule.kind:<5}  {item.schedule.describe()[:36]:<36}  {runs}")
     click.echo(f"{len(items)} schedule(s)")
 
 
 @schedule.command("remove")
 @click.argument("schedule_id")
 def schedule_remove(schedule_id: str) -> None:
-    """Remove a schedule (executions already submitted go on)."""
+    """Remove a schedule (executions it already submitted go on). Exit 1 if there is no such schedule."""
     settings = load_settings()
     with redis_errors(settings):
         removed = ScheduleStore(connect(settings), settings).remove(schedule_id)
@@ -113,26 +137,45 @@ def schedule_remove(schedule_id: str) -> None:
     click.echo(f"removed {schedule_id}")
 
 
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else "-"
+
+
 @click.command()
-@click.option("--interval", type=click.FloatRange(min=0.2, max=60), default=1.0, show_default=True,
-              help="Seconds between checks for due schedules.")
-def scheduler(interval: float) -> None:
-    """Fire due schedules (run one or more; a lock lets one fire at a time)."""
+@click.option("--interval", type=click.FloatRange(min=0.2, max=60),
+              help="Seconds between checks for due schedules (default NODEDROP_SCHEDULER_INTERVAL, 1).")
+@click.option("--lock-ttl", type=click.FloatRange(min=1, max=300),
+              help="Lease of the scheduler lock in seconds (default NODEDROP_SCHEDULER_LOCK_TTL, 5).")
+def scheduler(interval: float | None, lock_ttl: float | None) -> None:
+    """Fire due schedules as executions. Run one or more: a lock lets one fire at a time, and a standby
+    takes over within lock TTL + interval when the active one dies."""
     from redis.exceptions import RedisError
 
-    from nodedrop_rq.connection import redis_from_settings, wait_for_redis
+    from nodedrop_rq.connection import describe_redis_url, redis_from_settings, wait_for_redis
     from nodedrop_rq.schedules.runner import ScheduleRunner
 
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("nodedrop_rq.scheduler")
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    # Until rq-scheduler's loop installs its own handlers (and while waiting for Redis): exit cleanly.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     connection = redis_from_settings(settings, socket_timeout=10)
+    token = None
     while True:
         wait_for_redis(connection, settings.redis_url, log)
         try:
+            runner = ScheduleRunner(connection, settings, interval=interval, lock_ttl=lock_ttl, token=token)
+            token = runner.token
+            log.info("scheduler %s firing schedules from %s every %.1f s (lock lease %.1f s)", runner.name,
+                     describe_redis_url(settings.redis_url), runner._interval, runner.lock_ttl_ms / 1000)
             # rq-scheduler's loop ends on SIGTERM/SIGINT (SystemExit) or when Redis goes away (RedisError):
             # the latter is waited out here, so the scheduler recovers by itself.
-            ScheduleRunner(connection, settings, interval=interval).run()
+            runner.run()
             return
         except RedisError as exc:
             log.warning("lost Redis (%s: %s); resuming once it answers", type(exc).__name__, exc)

@@ -1,33 +1,42 @@
-"""One firing of a schedule: a normal execution, submitted once per firing time."""
+"""One firing of a schedule: a normal execution, submitted at most once per (schedule, firing time)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from redis import Redis
 
-from nodedrop_rq.settings import Settings
+from nodedrop_rq.settings import Settings, get_settings
 from nodedrop_rq.submit import submit_execution
+
+FIRE_FUNC = "nodedrop_rq.schedules.firing.fire_schedule"
 
 
 def firing_key(schedule_id: str, fire_time: int) -> str:
-    """Idempotency key of one firing: two schedulers firing the same time create one execution."""
-    return f"schedule:{schedule_id}:{fire_time}"
+    """Idempotency key of one firing (``schedule:<id>:<unix seconds of the scheduled time>``): however often
+    that firing is attempted (two schedulers, a scheduler killed between submitting and rescheduling),
+    it yields one execution."""
+    return f"schedule:{schedule_id}:{int(fire_time)}"
 
 
-def submit_firing(connection: Redis, settings: Settings, schedule_id: str, fire_time: int, workflow: Any,
-                  input: Any) -> str:  # noqa: A002
+def fire_schedule(schedule_id: str, workflow: dict[str, Any], input: Any = None,  # noqa: A002
+                  fire_time: int | None = None, *, connection: Redis | None = None,
+                  settings: Settings | None = None) -> str:
+    """The function of every schedule's rq-scheduler job (``rq:job:<schedule id>`` holds it with the
+    workflow and input as JSON). Submits a normal execution through :func:`submit_execution` (same
+    validation, state, retries and metrics as any other) and returns its id.
+
+    ``nodedrop-rq scheduler`` calls it in-process with the scheduled ``fire_time`` (the schedule's score in
+    ``rq:scheduler:scheduled_jobs``). Should an RQ worker ever perform the stored job (someone enqueued it
+    by hand), the current second stands in for the firing time. Raises WorkflowInvalid like a submission.
+    """
+    if connection is None:
+        from rq import get_current_job
+
+        job = get_current_job()
+        connection = job.connection if job is not None else None
+    if fire_time is None:
+        fire_time = int(time.time())
     return submit_execution(workflow, input, idempotency_key=firing_key(schedule_id, fire_time),
-                            connection=connection, settings=settings)
-
-
-def fire_schedule(schedule_id: str, workflow: dict[str, Any], input: Any = None) -> str:  # noqa: A002
-    """The schedule job's function. The scheduler process fires schedules itself and never queues this;
-    it exists so that the stored job names a real function if someone enqueues it by hand."""
-    from rq import get_current_job
-
-    from nodedrop_rq.settings import get_settings
-
-    job = get_current_job()
-    assert job is not None
-    return submit_execution(workflow, input, connection=job.connection, settings=get_settings())
+                            connection=connection, settings=settings or get_settings())
