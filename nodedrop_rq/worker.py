@@ -41,6 +41,7 @@ from nodedrop_rq.connection import SERIALIZER
 from nodedrop_rq.errors import ExecutionFailed
 from nodedrop_rq.heartbeats import RunningJobHeartbeat
 from nodedrop_rq.retry_scheduler import RetryScheduler
+from nodedrop_rq.round_trips import FewerRoundTrips
 from nodedrop_rq.settings import Settings, configure, get_settings
 from nodedrop_rq.transitions import AttemptFailure, Transitions, job_duration
 from nodedrop_rq.workflow import load_function_modules
@@ -53,7 +54,7 @@ CONCURRENCY_FIELD = "nodedrop_concurrency"
 POOL_PID_FIELD = "nodedrop_pool_pid"
 
 
-class ExecutionWorker(Worker):
+class ExecutionWorker(FewerRoundTrips, Worker):
     def __init__(self, queues: Any, *args: Any, settings: Settings | None = None,
                  pool_name: str | None = None, pool_concurrency: int = 1, pool_pid: int | None = None,
                  **kwargs: Any) -> None:
@@ -100,15 +101,6 @@ class ExecutionWorker(Worker):
                                                 CONCURRENCY_FIELD: self.nd_pool_concurrency,
                                                 POOL_PID_FIELD: self.nd_pool_pid})
 
-    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
-        # RQ sends HSET and EXPIRE as two round trips when no pipeline is given (twice per job).
-        if pipeline is not None:
-            super().heartbeat(timeout, pipeline=pipeline)
-            return
-        with self.connection.pipeline(transaction=False) as pipe:
-            super().heartbeat(timeout, pipeline=pipe)
-            pipe.execute()
-
     def get_heartbeat_ttl(self, job: Job) -> int:
         # RQ adds a fixed 60 s to the monitoring interval; a shorter grace lets other workers notice
         # a dead one (and retry its execution) within 30 s.
@@ -148,13 +140,15 @@ class ExecutionWorker(Worker):
         if not self.inline:
             super().execute_job(job, queue)
             return
-        # As RQ's SimpleWorker, plus heartbeats while the execution runs (see heartbeats.py).
-        self.prepare_execution(job)
+        # As RQ's SimpleWorker, plus heartbeats while the execution runs (see heartbeats.py); the
+        # execution record is written with prepare_job_execution's pipeline (see round_trips.py).
+        self.defer_preparation()
         if self._nd_heartbeat is None:
             self._nd_heartbeat = RunningJobHeartbeat(self._beat, self.job_monitoring_interval)
         with self._nd_heartbeat.running(job):
             self.perform_job(job, queue)
-        # No set_state(IDLE) here (SimpleWorker's extra round trip): the dequeue loop sets it next.
+        # No set_state(IDLE) here (SimpleWorker's extra round trip): the success MULTI or the dequeue
+        # loop writes it.
 
     def _beat(self, job: Job, working_for: float) -> None:
         self.set_current_job_working_time(working_for)

@@ -51,3 +51,9 @@ register_function("count_run", count_run)
 register_function("sleep_seconds", sleep_seconds)
 register_function("fail_before_attempt", fail_before_attempt)
 register_function("hog_memory", hog_memory)
+
+
+def mark_done(key: str) -> str:
+    """A plain RQ job (not a workflow node): records that it ran, e.g. as a dependent of an execution."""
+    _connection().set(key, "1")
+    return key
