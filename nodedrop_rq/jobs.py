@@ -25,6 +25,8 @@ from nodedrop_rq.workflow import Limits, normalize_input, parse_workflow, run_wo
 
 FUNC_NAME = "nodedrop_rq.jobs.run_execution"
 FAILURE_CALLBACK = "nodedrop_rq.jobs.on_execution_failure"
+# Set on the Job object by a worker that has already run Transitions.start_attempt for this attempt.
+ATTEMPT_STARTED_ATTR = "nd_attempt_started"
 
 
 def run_execution(execution_id: str, workflow: dict[str, Any], input: Any = None) -> dict[str, Any]:  # noqa: A002
@@ -36,7 +38,11 @@ def run_execution(execution_id: str, workflow: dict[str, Any], input: Any = None
     settings = get_settings()
     limits = Limits.from_settings(settings)
     worker = job.worker_name or ""
-    attempt, started_at, cancel_requested = Transitions(job.connection, settings).start_attempt(execution_id, worker)
+    # An inline worker starts the attempt in its preparation pipeline (round_trips.py) and leaves the result.
+    started = job.__dict__.pop(ATTEMPT_STARTED_ATTR, None)
+    if started is None:
+        started = Transitions(job.connection, settings).start_attempt(execution_id, worker)
+    attempt, started_at, cancel_requested = started
     outcome: dict[str, Any] = {"executionId": execution_id, "attempt": attempt, "startedAt": started_at,
                                "worker": worker}
     if cancel_requested:

@@ -8,7 +8,8 @@ RQ 2.12's worker spends about 15 round trips on a job. Measured per job with an 
   beyond what the last full one granted a moment ago is skipped (:meth:`heartbeat`);
 * the suspension check (``rq suspend``) at the top of the work loop reads one key right after the job's
   success MULTI; that MULTI reads it instead (the same moment, the same job boundary);
-* ``prepare_execution`` and ``prepare_job_execution`` are two pipelines back to back; inline they are one;
+* ``prepare_execution`` and ``prepare_job_execution`` are two pipelines back to back, and the job function
+  starts the attempt (``Transitions.start_attempt``) with a third; inline they are one;
 * ``handle_execution_ended`` heartbeats the job before the success or failure pipeline; inline, the
   worker's heartbeat thread keeps beating until that pipeline has run, so it is left out;
 * ``handle_job_success`` WATCHes the job's dependents key and reads it before its MULTI, for jobs that
@@ -19,7 +20,7 @@ RQ 2.12's worker spends about 15 round trips on a job. Measured per job with an 
 * the worker goes ``idle`` inside that MULTI when inline, so the dequeue loop need not write it again.
 
 What remains per job: the dequeue (LMOVE, then the job hash), one preparation pipeline, the job's
-PERSIST, the attempt start (``transitions.start_attempt``) and the success MULTI.
+PERSIST (in ``Job.perform``) and the success MULTI.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from rq.suspension import WORKERS_SUSPENDED
 from rq.utils import now
 from rq.worker import WorkerStatus
 
+from nodedrop_rq.jobs import ATTEMPT_STARTED_ATTR, FUNC_NAME
+from nodedrop_rq.transitions import Transitions, attempt_started
+
 # Heartbeats closer together than this, with no shorter lease granted in between, are redundant.
 HEARTBEAT_MIN_INTERVAL = 1.0
 
@@ -44,6 +48,7 @@ class FewerRoundTrips:
     says whether jobs run in the worker process (the prepare/ended/idle savings need that)."""
 
     inline: bool
+    transitions: Transitions
     _nd_full_beat_at = float("-inf")
     _nd_known_not_suspended = False
     _nd_prepare_pending = False
@@ -102,7 +107,13 @@ class FewerRoundTrips:
             job.prepare_for_execution(self.name, pipeline=pipeline)
             if remove_from_intermediate_queue:
                 pipeline.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key, 1, job.id)
-            pipeline.execute()
+            execution_id = job.args[0] if job.func_name == FUNC_NAME and job.args else None
+            if execution_id is not None:
+                started_at = self.transitions.queue_start_attempt(pipeline, execution_id, self.name)
+            replies = pipeline.execute(raise_on_error=False)
+        if execution_id is not None and not isinstance(replies[-1], Exception):
+            # run_execution takes it from here; on an error it runs start_attempt itself and reports it.
+            setattr(job, ATTEMPT_STARTED_ATTR, attempt_started(replies[-1], started_at))
         self.procline(f"Processing {job.func_name} from {job.origin} since {time.time()}")
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:

@@ -50,10 +50,18 @@ class Transitions:
 
         Returns (attempt number, its start time, whether a cancel was requested)."""
         now = iso(utc_now())
-        attempt, cancel = self._start_script(
-            keys=[keys.execution(execution_id)],
-            args=[now, worker_name, self.settings.state_ttl, execution_id, keys.EVENTS_CHANNEL])
-        return int(attempt), now, cancel in (b"1", "1")
+        reply = self._start_script(keys=[keys.execution(execution_id)],
+                                   args=[now, worker_name, self.settings.state_ttl, execution_id, keys.EVENTS_CHANNEL])
+        return attempt_started(reply, now)
+
+    def queue_start_attempt(self, pipe: Pipeline, execution_id: str, worker_name: str) -> str:
+        """``start_attempt`` as one more command of ``pipe``; returns the start time, to pass with the
+        command's reply to :func:`attempt_started`. EVAL, not EVALSHA: after a Redis restart the script
+        cache is empty, and a NOSCRIPT inside a MULTI would fail this command alone."""
+        now = iso(utc_now())
+        pipe.eval(_START_ATTEMPT, 1, keys.execution(execution_id), now, worker_name, self.settings.state_ttl,
+                  execution_id, keys.EVENTS_CHANNEL)
+        return now
 
     # -- in RQ's pipelines -------------------------------------------------------------------------
 
@@ -141,6 +149,12 @@ redis.call('PUBLISH', ARGV[5], cjson.encode({type = 'started', executionId = ARG
   attempt = n}))
 return {n, redis.call('HGET', KEYS[1], 'cancelRequested')}
 """
+
+
+def attempt_started(reply: Any, started_at: str) -> tuple[int, str, bool]:
+    """(attempt number, start time, whether a cancel was requested) from the start script's reply."""
+    attempt, cancel = reply
+    return int(attempt), started_at, cancel in (b"1", "1")
 
 
 def _mark_running_failed(nodes_raw: bytes | str | None) -> dict[str, Any]:

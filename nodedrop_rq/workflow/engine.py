@@ -56,6 +56,19 @@ def _message(error: BaseException) -> str:
     return text
 
 
+def _detached(error: BaseException) -> BaseException:
+    """The error without its tracebacks (nothing here reads them). They hold the failed node's frames, and
+    those its data: after a MemoryError, hundreds of MB that only the cyclic GC would free, so that
+    recording the failure could itself run out of memory."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        link.__traceback__ = None
+        link = link.__cause__ or link.__context__
+    return error
+
+
 def _normalize(outputs: Any, limits: Limits) -> Outputs:
     if not isinstance(outputs, dict):
         raise NodeOutputInvalid(f"the node returned {type(outputs).__name__}, not a dict of output lists")
@@ -172,14 +185,14 @@ class _Run:
             except self.interrupts:
                 raise
             except Exception as exc:  # any failure of node code is the node's error
-                return None, exc
+                return None, _detached(exc)
         box: dict[str, Any] = {}
 
         def target() -> None:
             try:
                 box["outputs"] = node_type.execute(ctx, inputs)
             except BaseException as exc:  # any failure of node code is the node's error
-                box["error"] = exc
+                box["error"] = _detached(exc)
 
         thread = threading.Thread(target=target, name=f"node-{node.id}", daemon=True)
         thread.start()

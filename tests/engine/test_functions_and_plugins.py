@@ -162,3 +162,33 @@ def test_custom_type_may_provide_code(monkeypatch):
         registry.unregister_node_type("code")
     with pytest.raises(WorkflowInvalid):
         parse_workflow(workflow([trigger(), node("c", "code")]))
+
+
+@pytest.mark.parametrize("timeout_ms", [None, 5000])
+def test_a_failed_node_releases_its_data_at_once(timeout_ms):
+    # A node that ran out of memory must not keep what it allocated alive (through its traceback's
+    # frames) until the cyclic GC runs: the worker has to record the failure with that memory.
+    import gc
+    import weakref
+
+    held: list[weakref.ref] = []
+
+    class Block:
+        pass
+
+    def hog(items, params):
+        blocks = [Block() for _ in range(3)]
+        held.extend(weakref.ref(b) for b in blocks)
+        raise MemoryError
+
+    register_function("test-hog", hog)
+    gc.disable()
+    try:
+        settings = {"timeout": timeout_ms} if timeout_ms else {}
+        doc = workflow([trigger(), node("f", "function", functionName="test-hog", settings=settings)])
+        result = run(doc)
+        assert "out of memory" in result.error.message
+        assert held and all(ref() is None for ref in held)
+    finally:
+        gc.enable()
+        unregister_function("test-hog")
