@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from redis import Redis
 
 from nodedrop_rq.embedded_redis import EmbeddedRedis, free_port
@@ -22,13 +23,15 @@ def _statuses(connection: Redis, ids: list[str]) -> dict[str, str | None]:
     return out
 
 
-def test_redis_restart_during_load_loses_nothing(start_pool, tmp_path):
+@pytest.mark.parametrize("isolation", ["fork", "inline"])
+def test_redis_restart_during_load_loses_nothing(start_pool, tmp_path, isolation):
     server = EmbeddedRedis(tmp_path, persistent=True)
     server.start()
     try:
         connection = Redis.from_url(server.url, socket_timeout=5)
         settings = Settings(redis_url=server.url, retry_intervals=(1, 1, 1))
-        start_pool(concurrency=2, REDIS_URL=server.url, EXECUTION_RETRY_INTERVALS="1,1,1")
+        start_pool(concurrency=2, REDIS_URL=server.url, EXECUTION_RETRY_INTERVALS="1,1,1",
+                   EXECUTION_ISOLATION=isolation)
         ids = []
         for i in range(12):
             ids.append(submit_execution(workflows.counted(), {"sleep": 0.5, "tag": f"r{i}"}, connection=connection,
