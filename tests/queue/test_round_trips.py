@@ -34,11 +34,16 @@ def test_rq_jobs_that_depend_on_an_execution_run_after_it(start_pool, redis_conn
     wait_for(lambda: dependent.get_status(refresh=True) == "finished", 10)
 
 
-def test_idle_worker_keeps_a_full_lease_after_an_execution(start_pool, redis_conn, settings):
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+def test_idle_worker_keeps_a_full_lease_after_an_execution(start_pool, redis_conn, settings, outcome):
     # Skipped heartbeats must never leave the short lease of a running job on an idle worker.
     start_pool(concurrency=1, EXECUTION_ISOLATION="inline")
-    execution_id = submit_execution(workflows.quick(), connection=redis_conn, settings=settings)
-    wait_status(redis_conn, execution_id, "succeeded", 20)
+    if outcome == "succeeded":
+        execution_id = submit_execution(workflows.quick(), connection=redis_conn, settings=settings)
+    else:
+        execution_id = submit_execution(workflows.failing(), {"succeedOn": 99}, connection=redis_conn,
+                                        settings=settings.with_overrides(retry_intervals=(0,)))
+    wait_status(redis_conn, execution_id, outcome, 20)
     (worker_key,) = wait_for(lambda: redis_conn.smembers("rq:workers"), 10)
     time.sleep(0.5)
     assert redis_conn.ttl(worker_key) > settings.worker_ttl
@@ -78,7 +83,7 @@ def round_trips() -> Iterator[list[int]]:
         redis.connection.AbstractConnection.send_packed_command = original
 
 
-def test_an_inline_execution_costs_at_most_seven_round_trips(redis_url, redis_conn, settings, round_trips):
+def test_an_inline_execution_costs_at_most_six_round_trips(redis_url, redis_conn, settings, round_trips):
     inline = settings.with_overrides(isolation="inline")
     count = 50
     ids = [submit_execution(workflows.quick(), {"n": i}, connection=redis_conn, settings=inline)
@@ -92,3 +97,76 @@ def test_an_inline_execution_costs_at_most_seven_round_trips(redis_url, redis_co
     assert all(status_of(redis_conn, i) == "succeeded" for i in ids)
     # RQ 2.12's own protocol with our attempt start took 15 here (dequeue 5, prepare 4, end 4, loop 2); now 5.
     assert per_execution <= 6, per_execution
+
+
+def _in_process_worker(redis_url: str, settings) -> ExecutionWorker:
+    connection = Redis.from_url(redis_url)
+    return ExecutionWorker([Queue(settings.queue, connection=connection, serializer=SERIALIZER)],
+                           connection=connection, settings=settings)
+
+
+@pytest.mark.parametrize("added_while_running", [False, True])
+def test_a_dependent_of_two_executions_finishing_together_is_enqueued_once(
+        redis_url, redis_conn, settings, monkeypatch, added_while_running):
+    from nodedrop_rq import round_trips
+
+    inline = settings.with_overrides(isolation="inline")
+    first, second = (submit_execution(workflows.quick(), {"n": n}, connection=redis_conn, settings=inline)
+                     for n in (1, 2))
+    queue = Queue(inline.queue, connection=redis_conn, serializer=SERIALIZER)
+    dependent = queue.enqueue("tests.support.functions.mark_done", "test:fan-in", depends_on=[first, second])
+    if added_while_running:
+        # As if the dependent had been enqueued after both started: the late path after the MULTI.
+        prepare = round_trips.FewerRoundTrips.prepare_job_execution
+
+        def prepared_without_dependents(self, job, *args, **kwargs):  # type: ignore[no-untyped-def]
+            prepare(self, job, *args, **kwargs)
+            self._nd_had_dependents = False
+
+        monkeypatch.setattr(round_trips.FewerRoundTrips, "prepare_job_execution", prepared_without_dependents)
+        hooked_module, hooked_name = round_trips, "enqueue_late_dependents"
+    else:
+        hooked_module, hooked_name = Queue, "enqueue_dependents"
+    original = getattr(hooked_module, hooked_name)
+    calls: list[str] = []
+
+    def other_parent_finishes_first(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append("x")
+        if len(calls) == 1:  # the other parent's worker finishes in between
+            _in_process_worker(redis_url, inline).work(burst=True, with_scheduler=False, max_jobs=1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(hooked_module, hooked_name, other_parent_finishes_first)
+    _in_process_worker(redis_url, inline).work(burst=True, with_scheduler=False, max_jobs=1)
+    assert calls
+    assert status_of(redis_conn, first) == status_of(redis_conn, second) == "succeeded"
+    queued = [raw.decode() for raw in redis_conn.lrange(queue.key, 0, -1)]
+    assert queued.count(dependent.id) == 1, queued
+
+
+def test_an_error_enqueueing_dependents_does_not_fail_the_execution(redis_url, redis_conn, settings,
+                                                                   monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from nodedrop_rq import round_trips
+
+    inline = settings.with_overrides(isolation="inline")
+    execution_id = submit_execution(workflows.quick(), connection=redis_conn, settings=inline)
+    queue = Queue(inline.queue, connection=redis_conn, serializer=SERIALIZER)
+    queue.enqueue("tests.support.functions.mark_done", "test:never", depends_on=execution_id)
+    prepare = round_trips.FewerRoundTrips.prepare_job_execution
+
+    def prepared_without_dependents(self, job, *args, **kwargs):  # type: ignore[no-untyped-def]
+        prepare(self, job, *args, **kwargs)
+        self._nd_had_dependents = False
+
+    def broken(job, queue):  # type: ignore[no-untyped-def]
+        raise RedisConnectionError("connection lost right after the success MULTI")
+
+    monkeypatch.setattr(round_trips.FewerRoundTrips, "prepare_job_execution", prepared_without_dependents)
+    monkeypatch.setattr(round_trips, "enqueue_late_dependents", broken)
+    _in_process_worker(redis_url, inline).work(burst=True, with_scheduler=False, max_jobs=1)
+    assert status_of(redis_conn, execution_id) == "succeeded"
+    job = queue.fetch_job(execution_id)
+    assert job.get_status() == "finished"
+    assert redis_conn.zscore(f"rq:scheduled:{inline.queue}", execution_id) is None  # not retried
