@@ -105,6 +105,19 @@ def _in_process_worker(redis_url: str, settings) -> ExecutionWorker:
                            connection=connection, settings=settings)
 
 
+def _pretend_dependents_came_late(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make workers treat dependents that existed before the job started as added while it ran."""
+    from nodedrop_rq import round_trips
+
+    prepare = round_trips.FewerRoundTrips.prepare_job_execution
+
+    def prepared_without_dependents(self, job, *args, **kwargs):  # type: ignore[no-untyped-def]
+        prepare(self, job, *args, **kwargs)
+        self._nd_had_dependents = False
+
+    monkeypatch.setattr(round_trips.FewerRoundTrips, "prepare_job_execution", prepared_without_dependents)
+
+
 @pytest.mark.parametrize("added_while_running", [False, True])
 def test_a_dependent_of_two_executions_finishing_together_is_enqueued_once(
         redis_url, redis_conn, settings, monkeypatch, added_while_running):
@@ -117,13 +130,7 @@ def test_a_dependent_of_two_executions_finishing_together_is_enqueued_once(
     dependent = queue.enqueue("tests.support.functions.mark_done", "test:fan-in", depends_on=[first, second])
     if added_while_running:
         # As if the dependent had been enqueued after both started: the late path after the MULTI.
-        prepare = round_trips.FewerRoundTrips.prepare_job_execution
-
-        def prepared_without_dependents(self, job, *args, **kwargs):  # type: ignore[no-untyped-def]
-            prepare(self, job, *args, **kwargs)
-            self._nd_had_dependents = False
-
-        monkeypatch.setattr(round_trips.FewerRoundTrips, "prepare_job_execution", prepared_without_dependents)
+        _pretend_dependents_came_late(monkeypatch)
         hooked_module, hooked_name = round_trips, "enqueue_late_dependents"
     else:
         hooked_module, hooked_name = Queue, "enqueue_dependents"
@@ -154,16 +161,10 @@ def test_an_error_enqueueing_dependents_does_not_fail_the_execution(redis_url, r
     execution_id = submit_execution(workflows.quick(), connection=redis_conn, settings=inline)
     queue = Queue(inline.queue, connection=redis_conn, serializer=SERIALIZER)
     queue.enqueue("tests.support.functions.mark_done", "test:never", depends_on=execution_id)
-    prepare = round_trips.FewerRoundTrips.prepare_job_execution
-
-    def prepared_without_dependents(self, job, *args, **kwargs):  # type: ignore[no-untyped-def]
-        prepare(self, job, *args, **kwargs)
-        self._nd_had_dependents = False
-
     def broken(job, queue):  # type: ignore[no-untyped-def]
         raise RedisConnectionError("connection lost right after the success MULTI")
 
-    monkeypatch.setattr(round_trips.FewerRoundTrips, "prepare_job_execution", prepared_without_dependents)
+    _pretend_dependents_came_late(monkeypatch)
     monkeypatch.setattr(round_trips, "enqueue_late_dependents", broken)
     _in_process_worker(redis_url, inline).work(burst=True, with_scheduler=False, max_jobs=1)
     assert status_of(redis_conn, execution_id) == "succeeded"
