@@ -10,7 +10,8 @@ RQ 2.12's worker spends about 15 round trips on a job. Measured per job with an 
   success MULTI; that MULTI reads it instead (the same job boundary, though before the job's webhooks,
   if it has any, are sent: a suspension issued while they are sent takes effect one job later);
 * ``prepare_execution`` and ``prepare_job_execution`` are two pipelines back to back, and the job function
-  starts the attempt (``Transitions.start_attempt``) with a third; inline they are one;
+  starts the attempt (``Transitions.start_attempt``) with a third; inline they are one, and in a fork the
+  horse's two (preparation and attempt start) are one;
 * ``handle_execution_ended`` heartbeats the job before the success or failure pipeline; inline, the
   worker's heartbeat thread keeps beating until that pipeline has run, so it is left out;
 * ``handle_job_success`` WATCHes the job's dependents key and reads it before its MULTI, for jobs that
@@ -103,7 +104,8 @@ class FewerRoundTrips:
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         # Worker.prepare_job_execution's writes (preceded, inline, by rq.executions.prepare_execution's),
-        # plus whether the job has dependents yet (see handle_job_success) and, inline, the attempt start.
+        # plus whether the job has dependents yet (see handle_job_success) and the attempt start (in a
+        # fork this runs in the horse, which then performs the job).
         merged = self._nd_prepare_pending
         self._nd_prepare_pending = False
         self._nd_had_dependents = None
@@ -120,7 +122,7 @@ class FewerRoundTrips:
             if remove_from_intermediate_queue:
                 pipeline.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key, 1, job.id)
             pipeline.exists(job.dependents_key)
-            execution_id = _execution_id(job) if merged else None
+            execution_id = _execution_id(job)
             if execution_id is not None:
                 started_at = self.transitions.queue_start_attempt(pipeline, execution_id, self.name)
             replies = pipeline.execute(raise_on_error=False)
