@@ -63,7 +63,7 @@ class FewerRoundTrips:
     _nd_known_not_suspended = False
     _nd_prepare_pending = False
     # Whether the running job had dependents when it started (None: not known, e.g. an error reading it).
-    _nd_had_dependents: bool | Exception | None = None
+    _nd_had_dependents: bool | None = None
 
     # -- worker heartbeats and suspension ----------------------------------------------------------
 
@@ -130,7 +130,7 @@ class FewerRoundTrips:
         errors = [reply for reply in replies[:len(replies) - len(ours)] if isinstance(reply, Exception)]
         if errors:
             raise errors[0]  # as RQ's pipeline would have
-        self._nd_had_dependents = ours[0] if isinstance(ours[0], Exception) else bool(ours[0])
+        self._nd_had_dependents = None if isinstance(ours[0], Exception) else bool(ours[0])
         if execution_id is not None and not isinstance(ours[-1], Exception):
             # run_execution takes it from here; on an error it runs start_attempt itself and reports it.
             setattr(job, ATTEMPT_STARTED_ATTR, attempt_started(ours[-1], started_at))
