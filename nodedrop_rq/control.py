@@ -6,15 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
-from rq.registry import FailedJobRegistry
 
-from nodedrop_rq import counters, events, keys, state
-from nodedrop_rq.connection import SERIALIZER
+from nodedrop_rq import keys, state
 from nodedrop_rq.errors import ExecutionNotFound, InvalidOperation
+from nodedrop_rq.execution.transitions import Transitions
+from nodedrop_rq.rq_integration import queueing
 from nodedrop_rq.settings import Settings
-from nodedrop_rq.state import ExecutionStore, iso, utc_now
+from nodedrop_rq.state import ExecutionStore, iso
 
 
 @dataclass(frozen=True)
@@ -38,6 +36,7 @@ class ExecutionControl:
         self.connection = connection
         self.settings = settings
         self.store = ExecutionStore(connection, settings)
+        self.transitions = Transitions(connection, settings)
 
     def get(self, execution_id: str) -> dict[str, Any]:
         found = self.store.get(execution_id)
@@ -51,19 +50,15 @@ class ExecutionControl:
         current = self.get(execution_id)
         if current["status"] in state.TERMINAL:
             raise InvalidOperation(f"execution {execution_id} already {current['status']}")
-        key = keys.execution(execution_id)
-        # The flag first: a worker that dequeues the job meanwhile sees it and does not run it.
-        self.connection.hset(key, "cancelRequested", "1")
-        job = self._job(execution_id)
-        if job is not None and job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.SCHEDULED,
-                                                                 JobStatus.DEFERRED):
-            with self.connection.pipeline() as pipe:
-                job.cancel(pipeline=pipe)
-                self.store.update(pipe, execution_id, {"status": state.CANCELLED, "finishedAt": iso(utc_now()),
-                                                       "nextRetryAt": ""})
-                counters.record_outcome(pipe, job.origin, counters.CANCELLED, None)
-                events.publish(pipe, events.CANCELLED, execution_id)
-                pipe.execute()
+        # The flag first: a worker that dequeues the job meanwhile sees it in the start transition and
+        # cancels instead of starting.
+        self.connection.hset(keys.execution(execution_id), "cancelRequested", "1")
+        if current["status"] in (state.QUEUED, state.RETRYING):
+            queue = current.get("queue") or self.settings.queue
+            if self.transitions.cancel_waiting(execution_id, queue, current.get("attempt") or 0):
+                job = queueing.fetch(self.connection, execution_id)
+                if job is not None and queueing.is_waiting(job):
+                    queueing.cancel(job)
         return self.get(execution_id)
 
     # -- manual review of the failed registry -------------------------------------------------
@@ -78,64 +73,49 @@ class ExecutionControl:
     def list_failed(self, queue: str | None = None, limit: int = 100, offset: int = 0) -> list[FailedExecution]:
         ids = self.failed_ids(queue, limit, offset)
         states = self.store.get_many(ids)
-        jobs = Job.fetch_many(ids, connection=self.connection, serializer=SERIALIZER)
+        jobs = queueing.fetch_many(self.connection, ids)
         return [self._failed(i, s, j, queue) for i, s, j in zip(ids, states, jobs, strict=True)]
 
     def show_failed(self, execution_id: str) -> tuple[FailedExecution, dict[str, Any] | None]:
-        job = self._job(execution_id)
-        if job is None or job.get_status(refresh=False) != JobStatus.FAILED:
+        job = queueing.fetch(self.connection, execution_id)
+        if job is None or not queueing.is_failed(job):
             raise ExecutionNotFound(execution_id)
         found = self.store.get(execution_id)
         return self._failed(execution_id, found, job, job.origin), found
 
     def requeue(self, execution_id: str) -> dict[str, Any]:
-        """Run a failed execution again, with the full retry schedule."""
-        job = self._job(execution_id)
-        if job is None:
-            raise ExecutionNotFound(execution_id)
-        if job.get_status(refresh=False) != JobStatus.FAILED:
-            raise InvalidOperation(f"execution {execution_id} is not in the failed registry")
-        job.retries_left = len(job.retry_intervals or ()) or None
+        """Run a failed execution again, with the full retry schedule, as RQ's own requeue does (the worker
+        starts a failed execution's job with a fresh schedule); here the state reads ``queued`` at once."""
+        job = queueing.fetch(self.connection, execution_id)
         current = self.store.get(execution_id)
-        retries = len(self.settings.retry_intervals) + 1
-        with self.connection.pipeline() as pipe:
-            if current is None:
-                self.store.create(pipe, execution_id, queue=job.origin,
-                                  workflow_name=str((job.args[1] or {}).get("name", "")),
-                                  max_attempts=retries, idempotency_key=None)
-            else:
-                pipe.hincrby(keys.execution(execution_id), "maxAttempts", retries)
-                pipe.hincrby(keys.execution(execution_id), "requeues", 1)
-                self.store.update(pipe, execution_id, {"status": state.QUEUED, "finishedAt": "",
-                                                       "nextRetryAt": "", "error": None, "cancelRequested": ""})
-            pipe.execute()
-        FailedJobRegistry(job.origin, connection=self.connection, serializer=SERIALIZER).requeue(job)
+        if job is None or current is None:
+            raise ExecutionNotFound(execution_id)
+        if current["status"] != state.FAILED or not queueing.is_failed(job):
+            raise InvalidOperation(f"execution {execution_id} is not failed (it is {current['status']})")
+        if not queueing.requeue(self.connection, job):
+            raise InvalidOperation(f"execution {execution_id} is not in the failed registry")
+        # A worker may already have started it from `failed` (then this finds it running and does nothing).
+        self.transitions.requeue(execution_id, job.origin, current.get("attempt") or 0)
         return self.get(execution_id)
 
     def requeue_all(self, queue: str | None = None) -> list[str]:
         done = []
         for execution_id in self._failed_registry(queue).get_job_ids(cleanup=False):
-            self.requeue(execution_id)
+            try:
+                self.requeue(execution_id)
+            except (InvalidOperation, ExecutionNotFound):
+                continue  # requeued meanwhile, or its execution did not fail (see docs/reliability.md)
             done.append(execution_id)
         return done
 
     # -- helpers ------------------------------------------------------------------------------------
 
-    def _failed_registry(self, queue: str | None) -> FailedJobRegistry:
-        return FailedJobRegistry(queue or self.settings.queue, connection=self.connection, serializer=SERIALIZER)
+    def _failed_registry(self, queue: str | None) -> Any:
+        return queueing.failed_registry(self.connection, queue or self.settings.queue)
 
-    def _job(self, execution_id: str) -> Job | None:
-        try:
-            return Job.fetch(execution_id, connection=self.connection, serializer=SERIALIZER)
-        except (NoSuchJobError, ValueError):  # RQ refuses ids with characters it never generates
-            return None
-
-    def _failed(self, execution_id: str, found: dict[str, Any] | None, job: Job | None,
+    def _failed(self, execution_id: str, found: dict[str, Any] | None, job: Any,
                 queue: str | None) -> FailedExecution:
-        exc = None
-        if job is not None:
-            result = job.latest_result()
-            exc = result.exc_string if result is not None else None
+        exc = queueing.exc_string(job) if job is not None else None
         return FailedExecution(
             id=execution_id,
             queue=(job.origin if job else None) or queue or self.settings.queue,

@@ -6,19 +6,14 @@ from typing import Any
 
 
 class ExecutionFailed(Exception):
-    """A node failed; carries what the failure transition writes: the node error, every node's record,
-    the attempt, and the node events not yet published."""
+    """A node failed, and the attempt's failure transition has been applied (RQ only has to retry or
+    fail the job as that transition decided)."""
 
-    def __init__(self, error: dict[str, Any], nodes: dict[str, Any], attempt: int, started_at: str,
-                 worker: str | None = None, events: list[str] | None = None) -> None:
+    def __init__(self, error: dict[str, Any], attempt: int) -> None:
         name = error.get("nodeName") or error.get("nodeId")
         super().__init__(f"node {name!r} ({error.get('nodeType')}) failed: {error.get('message')}")
         self.error = error
-        self.nodes = nodes
         self.attempt = attempt
-        self.started_at = started_at
-        self.worker = worker
-        self.events = events or []
 
 
 class ExecutionCancelled(Exception):
@@ -33,3 +28,7 @@ class ExecutionNotFound(LookupError):
 
 class InvalidOperation(Exception):
     """The execution is not in a state that allows the requested operation."""
+
+
+class SubmitConflict(Exception):
+    """A submit kept meeting concurrent changes to the same execution id or idempotency key."""

@@ -30,6 +30,18 @@ def counters(queue: str) -> str:
     return f"{PREFIX}:counters:{queue}"
 
 
+def active(queue: str) -> str:
+    """Sorted set: ids of the queue's executions that are not finished (score: when they became active).
+    Written only by the transition scripts; maintenance walks it to find executions whose RQ job was
+    deleted or whose attempt's worker died where RQ's own cleanup does not look. No TTL."""
+    return f"{PREFIX}:active:{queue}"
+
+
+def maintenance_lock(queue: str) -> str:
+    """String: redis-py Lock of the worker doing maintenance for a queue, with a short lease."""
+    return f"{PREFIX}:maintenance:{queue}"
+
+
 def worker_concurrency() -> str:
     """Hash: worker name -> number of worker processes its pool runs. Entries of dead workers are
     ignored by readers, which join on RQ's live worker set; pools remove theirs on exit."""

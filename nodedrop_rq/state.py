@@ -33,19 +33,24 @@ from redis import Redis
 from redis.client import Pipeline
 
 from nodedrop_rq import keys
+
+# The statuses and their transitions live in nodedrop_rq.execution.status; re-exported for readers.
+from nodedrop_rq.execution.status import (  # noqa: E402,F401
+    ACTIVE,
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL,
+)
 from nodedrop_rq.settings import Settings
 
-QUEUED = "queued"
-RUNNING = "running"
-RETRYING = "retrying"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELLED = "cancelled"
-TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
-ACTIVE = frozenset({QUEUED, RUNNING, RETRYING})
-
 _JSON_FIELDS = ("nodes", "output", "error")
-_INT_FIELDS = ("attempt", "maxAttempts", "requeues")
+_INT_FIELDS = ("attempt", "maxAttempts", "requeues", "attemptBase")
+# Internal to the state machine: the running attempt's fencing token is not part of the public record.
+_HIDDEN_FIELDS = ("token",)
 
 
 def utc_now() -> datetime:
@@ -71,14 +76,14 @@ def dumps(value: object) -> str:
 
 
 class ExecutionStore:
-    """Reads and writes execution state hashes. Writers pass a pipeline so that a state change lands
-    in the same MULTI/EXEC as RQ's own change of the job."""
+    """Creates and reads execution state hashes. Every later write is a fenced transition
+    (``nodedrop_rq.execution.transitions``)."""
 
     def __init__(self, connection: Redis, settings: Settings) -> None:
         self.connection = connection
         self.settings = settings
 
-    # -- writes (all into a caller's pipeline) -------------------------------------------------
+    # -- the submit transition's writes (into the submit transaction) ---------------------------
 
     def create(self, pipeline: Pipeline, execution_id: str, *, queue: str, workflow_name: str,
                max_attempts: int, idempotency_key: str | None) -> None:
@@ -100,19 +105,10 @@ class ExecutionStore:
             "error": "null",
             "idempotencyKey": idempotency_key or "",
             "requeues": 0,
+            "attemptBase": 0,
+            "token": "",
         })
         pipeline.expire(key, self.settings.state_ttl)
-
-    def update(self, pipeline: Pipeline, execution_id: str, fields: dict[str, Any]) -> None:
-        """Set ``fields`` and the TTL that the new status calls for (JSON fields are encoded here)."""
-        key = keys.execution(execution_id)
-        encoded = {
-            k: (dumps(v) if k in _JSON_FIELDS or k.startswith("attempt:") else ("" if v is None else v))
-            for k, v in fields.items()
-        }
-        pipeline.hset(key, mapping=encoded)
-        terminal = fields.get("status") in TERMINAL
-        pipeline.expire(key, self.settings.completion_ttl if terminal else self.settings.state_ttl)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -139,6 +135,8 @@ def decode_state(raw: dict[bytes | str, bytes | str]) -> dict[str, Any]:
     for k, v in raw.items():
         name = k.decode() if isinstance(k, bytes) else k
         text = v.decode() if isinstance(v, bytes) else v
+        if name in _HIDDEN_FIELDS:
+            continue
         if name.startswith("attempt:"):
             attempts.append(json.loads(text))
         elif name in _JSON_FIELDS:

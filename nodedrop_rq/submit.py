@@ -1,28 +1,27 @@
-"""Submitting an execution: validate, write its state, enqueue one RQ job, all or nothing."""
+"""Submitting an execution: validate, then write its state and enqueue one RQ job, all or nothing and once."""
 
 from __future__ import annotations
 
 import json
+import re
+import time
 import uuid
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Retry
-from rq.job import Callback
+from redis.exceptions import ConnectionError, TimeoutError, WatchError
 
 from nodedrop_rq import keys
-from nodedrop_rq.connection import SERIALIZER, redis_from_settings
-from nodedrop_rq.jobs import FAILURE_CALLBACK, FUNC_NAME
+from nodedrop_rq.connection import redis_from_settings
+from nodedrop_rq.errors import SubmitConflict
+from nodedrop_rq.rq_integration import queueing
 from nodedrop_rq.settings import Settings, get_settings
 from nodedrop_rq.state import ExecutionStore
 from nodedrop_rq.workflow import Limits, Problem, Workflow, WorkflowInvalid, normalize_input, parse_workflow
 
 MAX_IDEMPOTENCY_KEY = 200
-
-
-def execution_queue(connection: Redis, settings: Settings, name: str | None = None) -> Queue:
-    return Queue(name or settings.queue, connection=connection, serializer=SERIALIZER,
-                 default_timeout=settings.job_timeout)
+MAX_SUBMIT_TRIES = 20
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def submit_execution(
@@ -33,50 +32,83 @@ def submit_execution(
     connection: Redis | None = None,
     settings: Settings | None = None,
     queue: str | None = None,
+    execution_id: str | None = None,
 ) -> str:
-    """Validate ``workflow`` and ``input``, store the execution as ``queued`` and enqueue it.
+    """Validate ``workflow`` and ``input``, store the execution as ``queued`` and enqueue it, exactly once.
 
     Returns the execution id (also the RQ job id). Raises :class:`WorkflowInvalid` (listing every
     problem) before anything is written to Redis. Submitting again with the same ``idempotency_key``
-    returns the first execution's id while its state exists.
+    (or the same ``execution_id``) returns the first execution's id while its state exists.
+
+    The write is one WATCHed transaction, so redis-py never re-sends it after a lost reply (a re-sent
+    MULTI would enqueue the job twice). After a connection error the outcome is read back: the id is
+    returned if the execution was stored, and the error is raised only if it was not.
     """
     settings = settings or get_settings()
     parsed, items = _validated(workflow, input, settings)
     if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
         raise WorkflowInvalid([Problem("idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")])
+    if execution_id is not None and not _ID.fullmatch(execution_id):
+        raise WorkflowInvalid([Problem("id", "must be 1 to 64 letters, digits, '-' or '_'")])
     connection = connection or redis_from_settings(settings)
     queue_name = queue or settings.queue
-    execution_id = uuid.uuid4().hex
+    execution_id = execution_id or uuid.uuid4().hex
+    for _ in range(MAX_SUBMIT_TRIES):
+        try:
+            stored = _write_once(connection, settings, parsed, items, queue_name, execution_id, idempotency_key)
+        except WatchError:
+            stored = None  # a concurrent submit with the same key or id, or the connection broke while watching
+        except (ConnectionError, TimeoutError):
+            stored = _stored(connection, execution_id, idempotency_key)
+            if stored is None:
+                raise
+        if stored is not None:
+            return stored
+        existing = _stored(connection, execution_id, idempotency_key)
+        if existing is not None:
+            return existing
+    raise SubmitConflict(f"gave up after {MAX_SUBMIT_TRIES} concurrent changes to execution {execution_id}")
 
-    if idempotency_key is not None:
-        ikey = keys.idempotency(idempotency_key)
-        # SET NX makes two concurrent submits with one key agree on a single execution.
-        if not connection.set(ikey, execution_id, nx=True, ex=settings.state_ttl):
-            existing = connection.get(ikey)
-            if existing:
-                return existing.decode() if isinstance(existing, bytes) else existing
 
+def _write_once(connection: Redis, settings: Settings, parsed: Workflow, items: list[dict], queue_name: str,
+                execution_id: str, idempotency_key: str | None) -> str | None:
+    """One WATCHed try. Returns the id stored (ours or the idempotency key's), or None if nothing is."""
     store = ExecutionStore(connection, settings)
-    q = execution_queue(connection, settings, queue_name)
+    ikey = keys.idempotency(idempotency_key) if idempotency_key is not None else None
     with connection.pipeline() as pipe:
-        # RQ opens the MULTI itself (it must come first); our writes join the same transaction.
-        q.enqueue_call(
-            FUNC_NAME,
-            args=(execution_id, parsed.to_document(), items),
-            job_id=execution_id,
-            timeout=settings.job_timeout,
-            result_ttl=settings.completion_ttl,
-            failure_ttl=settings.failure_ttl,
-            retry=Retry(max=len(settings.retry_intervals), interval=list(settings.retry_intervals)),
-            on_failure=Callback(FAILURE_CALLBACK),
-            description=f"workflow {parsed.name!r}",
-            pipeline=pipe,
-        )
+        pipe.watch(keys.execution(execution_id), *([ikey] if ikey else []))
+        if pipe.exists(keys.execution(execution_id)):
+            return execution_id
+        if ikey is not None:
+            existing = pipe.get(ikey)
+            if existing and pipe.exists(keys.execution(_text(existing))):
+                return _text(existing)
+        pipe.multi()
+        if ikey is not None:
+            pipe.set(ikey, execution_id, ex=settings.state_ttl)
+        queueing.enqueue(pipe, connection, settings, queue_name, execution_id, parsed.to_document(), items,
+                         description=f"workflow {parsed.name!r}")
         store.create(pipe, execution_id, queue=queue_name, workflow_name=parsed.name,
                      max_attempts=settings.max_attempts, idempotency_key=idempotency_key)
+        pipe.zadd(keys.active(queue_name), {execution_id: time.time()})
         pipe.sadd(keys.queues(), queue_name)
         pipe.execute()
     return execution_id
+
+
+def _stored(connection: Redis, execution_id: str, idempotency_key: str | None) -> str | None:
+    """The id under which this submit is stored, read after an error (raises if Redis is still away)."""
+    if connection.exists(keys.execution(execution_id)):
+        return execution_id
+    if idempotency_key is not None:
+        existing = connection.get(keys.idempotency(idempotency_key))
+        if existing and connection.exists(keys.execution(_text(existing))):
+            return _text(existing)
+    return None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def check_submission(workflow: Any, input: Any, settings: Settings) -> tuple[dict[str, Any], list[dict]]:  # noqa: A002

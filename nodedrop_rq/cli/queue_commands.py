@@ -235,7 +235,7 @@ def stats(as_json: bool) -> None:
                    "inline: in the worker process, several times faster.")
 def worker(concurrency: int | None, queue: str | None, burst: bool, isolation: str | None) -> None:
     """Run a pool of ExecutionWorker processes (one container = N concurrent executions)."""
-    from nodedrop_rq.pool import ExecutionWorkerPool
+    from nodedrop_rq.rq_integration.pool import ExecutionWorkerPool
 
     settings = load_settings()
     if isolation:

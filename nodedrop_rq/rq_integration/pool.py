@@ -20,8 +20,8 @@ from rq.logutils import setup_loghandlers
 from rq.worker_pool import WorkerPool
 
 from nodedrop_rq.connection import SERIALIZER, redis_from_settings, wait_for_redis
+from nodedrop_rq.rq_integration.worker import ExecutionWorker
 from nodedrop_rq.settings import Settings
-from nodedrop_rq.worker import ExecutionWorker
 
 log = logging.getLogger(__name__)
 

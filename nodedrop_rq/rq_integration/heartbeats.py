@@ -9,28 +9,28 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rq.executions import Execution
 from rq.job import Job
 
 log = logging.getLogger(__name__)
 
 
 class RunningJobHeartbeat:
-    def __init__(self, beat: Callable[[Job, float], None], interval: float) -> None:
+    def __init__(self, beat: Callable[[Job, Execution], None], interval: float) -> None:
         self._beat = beat
         self._interval = interval
         self._cond = threading.Condition()
         self._job: Job | None = None
-        self._since = 0.0
+        self._execution: Execution | None = None
         self._thread: threading.Thread | None = None
 
     @contextmanager
-    def running(self, job: Job) -> Iterator[None]:
+    def running(self, job: Job, execution: Execution) -> Iterator[None]:
         with self._cond:
-            self._job, self._since = job, time.monotonic()
+            self._job, self._execution = job, execution
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, daemon=True, name="nodedrop-heartbeat")
                 self._thread.start()
@@ -47,11 +47,11 @@ class RunningJobHeartbeat:
             with self._cond:
                 while self._job is None:
                     self._cond.wait()
-                job, since = self._job, self._since
+                job, execution = self._job, self._execution
                 self._cond.wait(self._interval)
                 if self._job is not job:
                     continue
             try:
-                self._beat(job, time.monotonic() - since)
+                self._beat(job, execution)  # type: ignore[arg-type]
             except Exception as exc:  # noqa: BLE001 - a missed beat is retried on the next tick
                 log.warning("heartbeat for %s failed: %s", job.id, exc)

@@ -1,0 +1,96 @@
+"""The Lua scripts that change an execution's status. Each one checks, in the same atomic step as its
+writes, that the execution is in a status the transition may start from (and, for an attempt's outcome,
+that the attempt and its fencing token are the ones reporting), and otherwise writes nothing.
+Counters and events move only inside a transition that applied.
+
+Scripts are sent with EVAL inside pipelines (after a Redis restart the script cache is empty, and a
+NOSCRIPT inside a MULTI would fail that command alone) and with EVALSHA otherwise (redis-py's Script).
+"""
+
+from __future__ import annotations
+
+# KEYS: execution hash, counters hash of its queue, active index of its queue.
+# ARGV: now (ISO), worker, token, state TTL, execution id, events channel, retries per round,
+#       completion TTL, now (epoch seconds).
+# Returns {outcome, status, attempt, maxAttempts, attemptBase, requeued} where outcome is
+# started | skip | cancelled | missing.
+START = """
+local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'maxAttempts', 'cancelRequested', 'attemptBase')
+local status = h[1]
+if not status then return {'missing', '', 0, 0, 0, 0} end
+local attempt = tonumber(h[2]) or 0
+local max = tonumber(h[3]) or 0
+local base = tonumber(h[5]) or 0
+local requeued = 0
+if status == 'failed' then
+  base = attempt
+  max = attempt + 1 + tonumber(ARGV[7])
+  requeued = 1
+  redis.call('HSET', KEYS[1], 'maxAttempts', max, 'attemptBase', base, 'finishedAt', '', 'error', 'null')
+  redis.call('HDEL', KEYS[1], 'cancelRequested')
+  redis.call('HINCRBY', KEYS[1], 'requeues', 1)
+  redis.call('ZADD', KEYS[3], ARGV[9], ARGV[5])
+  h[4] = false
+elseif status ~= 'queued' and status ~= 'retrying' then
+  return {'skip', status, attempt, max, base, 0}
+end
+if h[4] == '1' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finishedAt', ARGV[1], 'nextRetryAt', '', 'currentNode', '')
+  redis.call('EXPIRE', KEYS[1], ARGV[8])
+  redis.call('ZREM', KEYS[3], ARGV[5])
+  redis.call('HINCRBY', KEYS[2], 'cancelled', 1)
+  redis.call('PUBLISH', ARGV[6], cjson.encode({type = 'cancelled', executionId = ARGV[5], timestamp = ARGV[1],
+    attempt = attempt}))
+  return {'cancelled', 'cancelled', attempt, max, base, requeued}
+end
+if attempt >= max then return {'skip', 'exhausted', attempt, max, base, requeued} end
+local n = attempt + 1
+redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', n, 'startedAt', ARGV[1], 'nextRetryAt', '',
+  'currentNode', '', 'nodes', '{}', 'token', ARGV[3], 'attempt:' .. n, cjson.encode({attempt = n,
+  startedAt = ARGV[1], finishedAt = cjson.null, status = 'running', error = cjson.null, worker = ARGV[2]}))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[6], cjson.encode({type = 'started', executionId = ARGV[5], timestamp = ARGV[1],
+  attempt = n}))
+return {'started', 'running', n, max, base, requeued}
+"""
+
+# KEYS: execution hash, counters hash of its queue, active index of its queue.
+# ARGV: 1 allowed source statuses (comma separated), 2 expected attempt ('' any), 3 expected token
+#       ('' unchecked), 4 target status, 5 TTL, 6 JSON object of fields to set (string values),
+#       7 JSON patch of the current attempt's record ('' none), 8 counter field ('' none), 9 duration in
+#       seconds ('' none), 10 duration bucket field, 11 events channel, 12 active index: add | remove | '',
+#       13 execution id, 14 score for the active index, 15.. messages to publish once applied.
+# Returns {1, target} when applied, {0, current status, current attempt} when refused.
+TRANSITION = """
+local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'token')
+local status = h[1]
+if not status then return {0, '', 0} end
+local ok = false
+for source in string.gmatch(ARGV[1], '[^,]+') do
+  if source == status then ok = true end
+end
+if ok and ARGV[2] ~= '' and tostring(h[2]) ~= ARGV[2] then ok = false end
+if ok and ARGV[3] ~= '' and h[3] ~= ARGV[3] then ok = false end
+if not ok then return {0, status, tonumber(h[2]) or 0} end
+local fields = cjson.decode(ARGV[6])
+redis.call('HSET', KEYS[1], 'status', ARGV[4])
+for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
+if ARGV[7] ~= '' and (tonumber(h[2]) or 0) > 0 then
+  local field = 'attempt:' .. h[2]
+  local raw = redis.call('HGET', KEYS[1], field)
+  local record = raw and cjson.decode(raw) or {attempt = tonumber(h[2])}
+  for k, v in pairs(cjson.decode(ARGV[7])) do record[k] = v end
+  redis.call('HSET', KEYS[1], field, cjson.encode(record))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+if ARGV[8] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[8], 1) end
+if ARGV[9] ~= '' then
+  redis.call('HINCRBY', KEYS[2], 'duration_count', 1)
+  redis.call('HINCRBYFLOAT', KEYS[2], 'duration_sum', ARGV[9])
+  redis.call('HINCRBY', KEYS[2], ARGV[10], 1)
+end
+if ARGV[12] == 'add' then redis.call('ZADD', KEYS[3], ARGV[14], ARGV[13]) end
+if ARGV[12] == 'remove' then redis.call('ZREM', KEYS[3], ARGV[13]) end
+for i = 15, #ARGV do redis.call('PUBLISH', ARGV[11], ARGV[i]) end
+return {1, ARGV[4]}
+"""

@@ -1,0 +1,121 @@
+"""Registry maintenance under a short, owned lease, and the sweep that finds what RQ's cleanup misses.
+
+RQ guards each queue's maintenance with ``rq:clean_registries:<queue>``, set for 899 s and deleted without
+``finally``: a worker that dies or raises while holding it stops every worker from recovering abandoned
+executions for 15 minutes. Our workers take redis-py's ``Lock`` on their own key instead, with a lease of
+``MAINTENANCE_LEASE`` seconds, always released (also on warm shutdown), so a dead holder delays recovery
+by at most that lease. Maintenance writes are fenced transitions, so two workers cleaning at once are
+harmless.
+
+The sweep walks each queue's index of unfinished executions and ends those RQ's tools removed the job
+of (``job.delete()``, ``job.cancel()``, rq-dashboard) and running attempts whose RQ execution expired where
+RQ's abandoned-job cleanup does not look (its job is no longer ``started``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from redis import Redis
+from redis.exceptions import LockError, RedisError
+from rq import worker_registration
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.registry import clean_registries as rq_clean_registries
+from rq.utils import now
+
+from nodedrop_rq import keys
+from nodedrop_rq.connection import SERIALIZER
+from nodedrop_rq.execution import status
+from nodedrop_rq.execution.transitions import Transitions
+from nodedrop_rq.rq_integration import private
+from nodedrop_rq.rq_integration.jobs import record_attempt_end
+from nodedrop_rq.settings import Settings
+
+if TYPE_CHECKING:
+    from rq.worker import BaseWorker
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_LEASE = 10
+# Unfinished executions looked at per queue and pass (oldest first); the rest wait for later passes.
+SWEEP_BATCH = 2000
+
+LOST = {"message": "the worker running this execution died (its RQ execution expired)", "kind": "abandoned"}
+
+
+def clean_registries(worker: BaseWorker, settings: Settings) -> None:
+    """What ``BaseWorker.clean_registries`` does, under our lease, plus the sweep."""
+    for queue in worker.queues:
+        lock = worker.connection.lock(keys.maintenance_lock(queue.name), timeout=MAINTENANCE_LEASE,
+                                      blocking=False)
+        if not lock.acquire(blocking=False):
+            continue
+        try:
+            worker.log.debug("Worker %s: cleaning registries for queue %s", worker.name, queue.name)
+            sweep(worker.connection, settings, queue)
+            rq_clean_registries(queue, private.exception_handlers(worker))
+            worker_registration.clean_worker_registry(queue)
+            queue.intermediate_queue.cleanup(worker, queue)
+        finally:
+            try:
+                lock.release()
+            except (LockError, RedisError):  # expired meanwhile, or Redis went away: the lease ends it
+                pass
+    worker.last_cleaned_at = now()
+
+
+def sweep(connection: Redis, settings: Settings, queue: Queue) -> None:
+    ids = [i.decode() for i in connection.zrange(keys.active(queue.name), 0, SWEEP_BATCH - 1)]
+    if not ids:
+        return
+    with connection.pipeline(transaction=False) as pipe:
+        for execution_id in ids:
+            pipe.hmget(keys.execution(execution_id), "status", "attempt", "token")
+            pipe.hget(Job.key_for(execution_id), "status")
+        replies = pipe.execute()
+    transitions = Transitions(connection, settings)
+    for index, execution_id in enumerate(ids):
+        (current, attempt, token), job_status = replies[2 * index], replies[2 * index + 1]
+        current = current.decode() if current else None
+        job_status = job_status.decode() if job_status else None
+        try:
+            if current is None or current in status.TERMINAL:
+                connection.zrem(keys.active(queue.name), execution_id)  # expired or finished
+            elif job_status in (None, JobStatus.CANCELED):
+                _job_removed(connection, transitions, queue, execution_id, current, int(attempt or 0))
+            elif current == status.RUNNING and token:
+                _maybe_lost(connection, queue, execution_id, token.decode(), job_status)
+        except RedisError as exc:
+            log.warning("maintenance of execution %s failed: %s", execution_id, exc)
+
+
+def _job_removed(connection: Redis, transitions: Transitions, queue: Queue, execution_id: str, current: str,
+                 attempt: int) -> None:
+    if current in (status.QUEUED, status.RETRYING):
+        if transitions.cancel_waiting(execution_id, queue.name, attempt, removed=True):
+            log.info("execution %s cancelled: its RQ job was deleted or cancelled", execution_id)
+        return
+    # Running: stop at the next node boundary, as a cancel does.
+    connection.hset(keys.execution(execution_id), "cancelRequested", "1")
+
+
+def _maybe_lost(connection: Redis, queue: Queue, execution_id: str, token: str, job_status: str | None) -> None:
+    if connection.exists(Execution(token, execution_id, connection).key):
+        return  # its worker still beats for it
+    if job_status == JobStatus.STARTED:
+        return  # RQ's abandoned-job cleanup handles it (on_execution_failure records it)
+    job = Job.fetch(execution_id, connection=connection, serializer=SERIALIZER)
+    target = record_attempt_end(connection, job, token=token, error=LOST)
+    if target is None:
+        return
+    with connection.pipeline() as pipe:
+        if target == status.RETRYING:
+            job.retry(queue, pipe)
+        else:  # as RQ's own cleanup does for an abandoned job without retries
+            job.set_status(JobStatus.FAILED, pipeline=pipe)
+            job.failed_job_registry.add(job, ttl=job.failure_ttl, exc_string=LOST["message"], pipeline=pipe)
+        pipe.execute()
+    log.info("execution %s: attempt lost with its worker; now %s", execution_id, target)

@@ -1,0 +1,44 @@
+"""Every private RQ name nodedrop-rq relies on, in one place.
+
+RQ offers no public way to do these few things; each entry says why we need it. ``missing()`` lists the
+names an installed RQ lacks, and the test suite fails with that list when an RQ release removes one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rq.job import Job
+from rq.scheduler import RQScheduler
+from rq.worker import Worker
+
+if TYPE_CHECKING:
+    from rq.worker import BaseWorker
+
+# (owner, attribute, why)
+PRIVATE_NAMES: tuple[tuple[Any, str, str], ...] = (
+    (Worker, "_start_scheduler", "the worker starts our RetryScheduler (short lock lease) instead of RQ's"),
+    (RQScheduler, "_acquired_locks", "RetryScheduler shortens the leases of the locks it holds"),
+    (Job, "_handle_success", "the success MULTI without WATCH writes the job's result as RQ's does"),
+    (Job, "_status", "that MULTI leaves the job's cached status FINISHED, as RQ's handle_job_success does"),
+    (Worker, "_exc_handlers", "maintenance passes the worker's exception handlers to RQ's registry cleanup"),
+    (Worker, "_stopped_job_id", "a stopped job's attempt is recorded as cancelled, not failed"),
+)
+
+# Instance attributes exist only on a constructed object: these are checked on a worker/job instance.
+_INSTANCE_ATTRIBUTES = {"_exc_handlers", "_stopped_job_id", "_status", "_acquired_locks"}
+
+
+def exception_handlers(worker: BaseWorker) -> list[Any]:
+    return list(worker._exc_handlers)
+
+
+def missing(instances: dict[type, object] | None = None) -> list[str]:
+    """``owner.attribute`` for each listed private name the installed RQ lacks. ``instances`` maps an
+    owner class to an instance of it, for the names that only instances carry."""
+    absent = []
+    for owner, attribute, why in PRIVATE_NAMES:
+        target = (instances or {}).get(owner) if attribute in _INSTANCE_ATTRIBUTES else owner
+        if target is None or not hasattr(target, attribute):
+            absent.append(f"{owner.__name__}.{attribute} ({why})")
+    return absent
