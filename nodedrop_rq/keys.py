@@ -42,6 +42,12 @@ def maintenance_lock(queue: str) -> str:
     return f"{PREFIX}:maintenance:{queue}"
 
 
+def intermediate_seen(queue: str) -> str:
+    """Hash: job id -> when maintenance first saw it in RQ's intermediate list of the queue (entries
+    leave with the job's entry). No TTL."""
+    return f"{PREFIX}:intermediate-seen:{queue}"
+
+
 def worker_concurrency() -> str:
     """Hash: worker name -> number of worker processes its pool runs. Entries of dead workers are
     ignored by readers, which join on RQ's live worker set; pools remove theirs on exit."""

@@ -60,7 +60,8 @@ return {'started', 'running', n, max, base, requeued}
 #       7 JSON patch of the current attempt's record ('' none), 8 counter field ('' none), 9 duration in
 #       seconds ('' none), 10 duration bucket field, 11 events channel, 12 active index: add | remove | '',
 #       13 execution id, 14 score for the active index, 15.. messages to publish once applied.
-# Returns {1, target} when applied, {0, current status, current attempt} when refused.
+# Returns {1, target} when applied, {2, target} when this fenced writer's write had applied already,
+# {0, current status, current attempt} when refused.
 TRANSITION = """
 local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'token')
 local status = h[1]
@@ -71,7 +72,13 @@ for source in string.gmatch(ARGV[1], '[^,]+') do
 end
 if ok and ARGV[2] ~= '' and tostring(h[2]) ~= ARGV[2] then ok = false end
 if ok and ARGV[3] ~= '' and h[3] ~= ARGV[3] then ok = false end
-if not ok then return {0, status, tonumber(h[2]) or 0} end
+if not ok then
+  -- The same writer again (redis-py re-sends a script whose reply was lost): it applied the first time.
+  if ARGV[3] ~= '' and status == ARGV[4] and h[3] == ARGV[3] and tostring(h[2]) == ARGV[2] then
+    return {2, status}
+  end
+  return {0, status, tonumber(h[2]) or 0}
+end
 local fields = cjson.decode(ARGV[6])
 redis.call('HSET', KEYS[1], 'status', ARGV[4])
 for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end

@@ -7,20 +7,23 @@ executions for 15 minutes. Our workers take redis-py's ``Lock`` on their own key
 by at most that lease. Maintenance writes are fenced transitions, so two workers cleaning at once are
 harmless.
 
-The sweep walks each queue's index of unfinished executions and ends those RQ's tools removed the job
-of (``job.delete()``, ``job.cancel()``, rq-dashboard) and running attempts whose RQ execution expired where
-RQ's abandoned-job cleanup does not look (its job is no longer ``started``).
+Jobs a worker took off the queue and died with before beginning them go back on the queue after
+``heartbeat_grace`` seconds (RQ's own intermediate-list cleanup takes 60 s or more). The sweep walks
+each queue's index of unfinished executions and ends those RQ's tools removed the job of
+(``job.delete()``, ``job.cancel()``, rq-dashboard) and running attempts whose RQ execution expired
+where RQ's abandoned-job cleanup does not look (its job is no longer ``started``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from redis import Redis
 from redis.exceptions import LockError, RedisError
 from rq import worker_registration
-from rq.executions import Execution
+from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import clean_registries as rq_clean_registries
@@ -56,6 +59,7 @@ def clean_registries(worker: BaseWorker, settings: Settings) -> None:
         try:
             worker.log.debug("Worker %s: cleaning registries for queue %s", worker.name, queue.name)
             sweep(worker.connection, settings, queue)
+            redeliver_stuck(worker.connection, settings, queue)
             rq_clean_registries(queue, private.exception_handlers(worker))
             worker_registration.clean_worker_registry(queue)
             queue.intermediate_queue.cleanup(worker, queue)
@@ -90,6 +94,46 @@ def sweep(connection: Redis, settings: Settings, queue: Queue) -> None:
                 _maybe_lost(connection, queue, execution_id, token.decode(), job_status)
         except RedisError as exc:
             log.warning("maintenance of execution %s failed: %s", execution_id, exc)
+
+
+def redeliver_stuck(connection: Redis, settings: Settings, queue: Queue) -> None:
+    """Put back on the queue the jobs a worker took off it (into RQ's intermediate list) and died with
+    before it began them. A live worker begins a job milliseconds after taking it; RQ's own cleanup waits
+    60 s or more, so we act once an entry has sat there ``heartbeat_grace`` seconds with no live attempt."""
+    intermediate = queue.intermediate_queue_key
+    seen_key = keys.intermediate_seen(queue.name)
+    ids = [i.decode() for i in connection.lrange(intermediate, 0, -1)]
+    seen = {k.decode(): float(v) for k, v in connection.hgetall(seen_key).items()}
+    gone = [i for i in seen if i not in ids]
+    if gone:
+        connection.hdel(seen_key, *gone)
+    clock = time.time()
+    for job_id in ids:
+        if job_id not in seen:
+            connection.hset(seen_key, job_id, clock)
+            continue
+        if clock - seen[job_id] < settings.heartbeat_grace:
+            continue
+        if ExecutionRegistry(job_id, connection).get_execution_ids():
+            continue  # an attempt of it is alive
+        job_status = connection.hget(Job.key_for(job_id), "status")
+        current = connection.hget(keys.execution(job_id), "status")
+        if job_status == JobStatus.QUEUED.encode() and current in (status.QUEUED.encode(), status.RETRYING.encode()):
+            if connection.eval(_REDELIVER, 2, intermediate, queue.key, job_id):
+                log.info("execution %s: its worker died before starting it; delivered again", job_id)
+        elif job_status is None or current is None or current.decode() in status.TERMINAL:
+            connection.lrem(intermediate, 1, job_id)
+        connection.hdel(seen_key, job_id)
+
+
+# Moves a job id from the intermediate list back to its queue, only if it is still in the list.
+_REDELIVER = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
 
 
 def _job_removed(connection: Redis, transitions: Transitions, queue: Queue, execution_id: str, current: str,

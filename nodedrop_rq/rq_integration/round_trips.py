@@ -14,7 +14,7 @@ RQ's worker spends about 18 round trips on a job (``bench/round_trips.py``). Thi
   success pipeline has run;
 * ``handle_job_success``'s WATCH and read of the dependents key, for jobs that had no dependents when they
   started (read in the preparation pipeline): the success MULTI reads the set, and dependents added while
-  the job ran are enqueued right after it with RQ's ``Queue.enqueue_dependents``. Jobs that had dependents,
+  the job ran are enqueued right after it (:func:`enqueue_late_dependents`). Jobs that had dependents,
   repeat, are rate limited or keep no result take RQ's own path unchanged;
 * inline, the worker's ``idle`` state is written by that MULTI, so the dequeue loop need not write it.
 
@@ -27,16 +27,19 @@ import time
 from typing import Any
 
 from redis.client import Pipeline
+from redis.exceptions import WatchError
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.suspension import WORKERS_SUSPENDED
-from rq.utils import now
+from rq.utils import as_text, now
 from rq.worker import WorkerStatus
 
 from nodedrop_rq.execution.transitions import Transitions, parse_start
 from nodedrop_rq.rq_integration.jobs import FUNC_NAME, STARTED_ATTR
 
+# Bounds the retries of a WATCHed transaction that other clients keep changing under us.
+MAX_WATCH_RETRIES = 100
 # Heartbeats closer together than this, with no shorter lease granted in between, are redundant.
 HEARTBEAT_MIN_INTERVAL = 1.0
 
@@ -158,7 +161,7 @@ class FewerRoundTrips:
         self._nd_known_not_suspended = not suspended and not self.is_horse
         if dependents:
             try:
-                queue.enqueue_dependents(job, refresh_job_status=False)
+                enqueue_late_dependents(job, queue)
             except Exception:  # the job did succeed: never turn this into its failure
                 self.log.exception("Worker %s: could not enqueue the dependents of job %s", self.name, job.id)
         took = job.ended_at - job.started_at
@@ -170,3 +173,36 @@ def _execution_id(job: Job) -> str | None:
         return job.args[0] if job.func_name == FUNC_NAME and job.args else None
     except Exception:  # noqa: BLE001 - an unreadable job fails when RQ performs it, with RQ's own error
         return None
+
+
+def enqueue_late_dependents(job: Job, queue: Queue) -> None:
+    """Enqueue the dependents added to ``job`` while it ran, after its success MULTI.
+
+    As RQ's ``enqueue_dependents``, but only dependents still ``deferred`` (checked under WATCH of their
+    keys): with several parents finishing at once, another parent's worker may have enqueued one first,
+    and RQ's own path prevents that only inside the parent's WATCHed success transaction.
+    """
+    connection = queue.connection
+    with connection.pipeline() as pipe:
+        for _ in range(MAX_WATCH_RETRIES):
+            try:
+                pipe.watch(job.dependents_key)
+                ids = [as_text(raw) for raw in pipe.smembers(job.dependents_key)]
+                if not ids:
+                    return
+                pipe.watch(*[queue.job_class.key_for(i) for i in ids])
+                fetched = queue.job_class.fetch_many(ids, connection=connection, serializer=queue.serializer)
+                handled = [i for i, dependent in zip(ids, fetched, strict=True)
+                           if dependent is None or dependent.get_status(refresh=False) != JobStatus.DEFERRED]
+                if handled:
+                    pipe.multi()
+                    pipe.srem(job.dependents_key, *handled)
+                    pipe.execute()
+                    continue
+                ready = queue.move_dependents_to_ready(job, pipeline=pipe, refresh_job_status=False)
+                pipe.execute()
+                queue.enqueue_ready_jobs_by_queue(ready)
+                return
+            except WatchError:
+                continue
+    raise RuntimeError(f"gave up after {MAX_WATCH_RETRIES} concurrent changes to the dependents of {job.id}")

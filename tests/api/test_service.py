@@ -116,7 +116,7 @@ def test_failed_executions_are_listed_and_requeued(start_service, start_pool):
     assert final["status"] == "succeeded" and final["attempt"] == 3
     assert service.http.get("/api/executions/failed").json()["total"] == 0
     again = service.http.post(f"/api/executions/{execution_id}/requeue")
-    assert again.status_code == 409 and "failed registry" in again.json()["detail"]
+    assert again.status_code == 409 and "is not failed" in again.json()["detail"]
 
 
 def _alive(pid: int) -> bool:

@@ -44,6 +44,9 @@ def _account(connection: Redis, settings, kinds: dict[str, str]) -> dict[str, in
                "reruns_after_faults": 0}
     for execution_id, label in kinds.items():
         kind, tag = label.split(":")
+        if not connection.exists(keys.execution(execution_id)):
+            figures["lost"] += 1
+            continue
         state = control.get(execution_id)
         assert state["status"] in TERMINAL, (execution_id, state["status"])
         figures[state["status"]] += 1
@@ -70,9 +73,10 @@ def _running_on(connection: Redis, pool_pid: int) -> set[str]:
     """Ids of the jobs the workers of the pool with this supervisor pid are running now."""
     running = set()
     for key in connection.smembers("rq:workers"):
-        pid, job = connection.hmget(key, POOL_PID_FIELD, "current_job")
-        if pid is not None and int(pid) == pool_pid and job:
-            running.add(job.decode())
+        pid = connection.hget(key, POOL_PID_FIELD)
+        if pid is not None and int(pid) == pool_pid:
+            # RQ 3 lists a worker's executions as "<job id>:<execution id>" in rq:worker:<name>:executions.
+            running |= {member.decode().split(":")[0] for member in connection.smembers(key + b":executions")}
     return running
 
 

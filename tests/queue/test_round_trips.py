@@ -1,4 +1,4 @@
-"""RQ's per-job protocol with fewer round trips (nodedrop_rq/round_trips.py) keeps RQ's guarantees."""
+"""RQ's per-job protocol with fewer round trips (nodedrop_rq/rq_integration/round_trips.py) keeps RQ's guarantees."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_an_inline_execution_costs_at_most_six_round_trips(redis_url, redis_conn
 
 def _pretend_dependents_came_late(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make workers treat dependents that existed before the job started as added while it ran."""
-    from nodedrop_rq import round_trips
+    from nodedrop_rq.rq_integration import round_trips
 
     prepare = round_trips.FewerRoundTrips.prepare_job_execution
 
@@ -102,7 +102,7 @@ def _pretend_dependents_came_late(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("added_while_running", [False, True])
 def test_a_dependent_of_two_executions_finishing_together_is_enqueued_once(
         redis_url, redis_conn, settings, monkeypatch, added_while_running):
-    from nodedrop_rq import round_trips
+    from nodedrop_rq.rq_integration import round_trips
 
     inline = settings.with_overrides(isolation="inline")
     first, second = (submit_execution(workflows.quick(), {"n": n}, connection=redis_conn, settings=inline)
@@ -114,7 +114,8 @@ def test_a_dependent_of_two_executions_finishing_together_is_enqueued_once(
         _pretend_dependents_came_late(monkeypatch)
         hooked_module, hooked_name = round_trips, "enqueue_late_dependents"
     else:
-        hooked_module, hooked_name = Queue, "enqueue_dependents"
+        # RQ's own WATCHed success path: the other parent finishes between its read and its MULTI.
+        hooked_module, hooked_name = Queue, "move_dependents_to_ready"
     original = getattr(hooked_module, hooked_name)
     calls: list[str] = []
 
@@ -136,7 +137,7 @@ def test_an_error_enqueueing_dependents_does_not_fail_the_execution(redis_url, r
                                                                    monkeypatch):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from nodedrop_rq import round_trips
+    from nodedrop_rq.rq_integration import round_trips
 
     inline = settings.with_overrides(isolation="inline")
     execution_id = submit_execution(workflows.quick(), connection=redis_conn, settings=inline)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 from functools import lru_cache
 from typing import Any
 
@@ -57,3 +58,15 @@ def mark_done(key: str) -> str:
     """A plain RQ job (not a workflow node): records that it ran, e.g. as a dependent of an execution."""
     _connection().set(key, "1")
     return key
+
+
+def http_count(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Side effect outside Redis: POST to the test's local HTTP counter (items[0].json.counterUrl/<tag>)."""
+    data = items[0]["json"] if items else {}
+    request = urllib.request.Request(f"{data['counterUrl']}/{data.get('tag', 'default')}", data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - a loopback URL the test gave
+        pass
+    return items
+
+
+register_function("http_count", http_count)

@@ -39,3 +39,15 @@ def counted(tag_sleep: bool = False) -> dict[str, Any]:
 
 def failing() -> dict[str, Any]:
     return chain("failing", node("start", "manual-trigger"), function("flaky", "fail_before_attempt"))
+
+
+def http_counted() -> dict[str, Any]:
+    """trigger -> http_count (POST to the input's counterUrl) -> sleep_seconds -> set."""
+    return chain("http-counted", node("start", "manual-trigger"), function("count", "http_count"),
+                 function("sleep", "sleep_seconds"), set_value("mark", "done", True))
+
+
+def http_counted_failing() -> dict[str, Any]:
+    """POSTs to the counter, then fails until attempt ``succeedOn``."""
+    return chain("http-counted-failing", node("start", "manual-trigger"), function("count", "http_count"),
+                 function("flaky", "fail_before_attempt"))
