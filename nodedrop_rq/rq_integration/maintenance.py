@@ -114,7 +114,7 @@ def redeliver_stuck(connection: Redis, settings: Settings, queue: Queue) -> None
             continue
         if clock - seen[job_id] < settings.heartbeat_grace:
             continue
-        if ExecutionRegistry(job_id, connection).get_execution_ids():
+        if _live_executions(connection, job_id):
             continue  # an attempt of it is alive
         job_status = connection.hget(Job.key_for(job_id), "status")
         current = connection.hget(keys.execution(job_id), "status")
@@ -124,6 +124,13 @@ def redeliver_stuck(connection: Redis, settings: Settings, queue: Queue) -> None
         elif job_status is None or current is None or current.decode() in status.TERMINAL:
             connection.lrem(intermediate, 1, job_id)
         connection.hdel(seen_key, job_id)
+
+
+def _live_executions(connection: Redis, job_id: str) -> int:
+    """How many of the job's RQ executions still have their hash (it expires with the heartbeat; the
+    job's execution registry keeps entries a minute longer)."""
+    ids = ExecutionRegistry(job_id, connection).get_execution_ids()
+    return sum(connection.exists(Execution(i, job_id, connection).key) for i in ids) if ids else 0
 
 
 # Moves a job id from the intermediate list back to its queue, only if it is still in the list.

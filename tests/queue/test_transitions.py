@@ -1,0 +1,129 @@
+"""The state machine against a real redis-server: each transition is fenced, a stale writer changes
+nothing, and counters move only with a transition that applied."""
+
+from __future__ import annotations
+
+import pytest
+
+from nodedrop_rq import keys
+from nodedrop_rq.control import ExecutionControl
+from nodedrop_rq.execution import status
+from nodedrop_rq.execution.transitions import Transitions
+from nodedrop_rq.rq_integration import private
+from nodedrop_rq.submit import submit_execution
+from tests.support import workflows
+
+
+@pytest.fixture
+def transitions(redis_conn, settings) -> Transitions:
+    return Transitions(redis_conn, settings)
+
+
+def _counters(redis_conn, queue: str) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in redis_conn.hgetall(keys.counters(queue)).items()
+            if k.decode() in ("completed", "failed", "retried", "cancelled")}
+
+
+def _submitted(redis_conn, settings) -> str:
+    return submit_execution(workflows.quick(), connection=redis_conn, settings=settings)
+
+
+def test_the_table_names_every_status_and_leaves_terminal_ones_only_by_requeue():
+    for transition in status.TRANSITIONS.values():
+        assert transition.sources <= status.ALL and transition.targets <= status.ALL
+        if transition.sources & status.TERMINAL:
+            assert transition.name in ("requeue", "start-requeued")
+            assert transition.sources == {status.FAILED}
+    assert status.allowed(status.FINISH, status.RUNNING, status.SUCCEEDED)
+    assert not status.allowed(status.FINISH, status.SUCCEEDED, status.FAILED)
+    assert not status.allowed(status.CANCEL_WAITING, status.RUNNING, status.CANCELLED)
+
+
+def test_an_attempt_starts_only_from_queued_or_retrying(redis_conn, settings, transitions):
+    execution_id = _submitted(redis_conn, settings)
+    first = transitions.start(execution_id, settings.queue, "w1", "token-1")
+    assert first.began and first.attempt == 1
+    # A second delivery while it runs (or after it ended) begins nothing.
+    duplicate = transitions.start(execution_id, settings.queue, "w2", "token-2")
+    assert not duplicate.began and duplicate.status == "running"
+    assert ExecutionControl(redis_conn, settings).get(execution_id)["attempt"] == 1
+
+
+def test_a_stale_writer_changes_nothing(redis_conn, settings, transitions):
+    execution_id = _submitted(redis_conn, settings)
+    queue = settings.queue
+    transitions.start(execution_id, queue, "w1", "token-1")
+    assert transitions.finish(execution_id, queue, attempt=1, token="token-1", target=status.RETRYING,
+                              error={"message": "boom"}, retry_in=2)
+    second = transitions.start(execution_id, queue, "w2", "token-2")
+    assert second.attempt == 2
+    before = redis_conn.hgetall(keys.execution(execution_id))
+    # Attempt 1 reports again (its worker was slow, not dead): ignored, whatever it says.
+    for target in (status.SUCCEEDED, status.FAILED, status.RETRYING):
+        assert not transitions.finish(execution_id, queue, attempt=1, token="token-1", target=target)
+    # The right attempt number with another run's token is refused as well.
+    assert not transitions.finish(execution_id, queue, attempt=2, token="token-1", target=status.SUCCEEDED)
+    assert redis_conn.hgetall(keys.execution(execution_id)) == before
+    assert _counters(redis_conn, queue) == {"retried": 1}
+    assert transitions.finish(execution_id, queue, attempt=2, token="token-2", target=status.SUCCEEDED, output=[])
+    # Terminal: nothing but a requeue of a failed execution leaves it.
+    assert not transitions.finish(execution_id, queue, attempt=2, token="token-2", target=status.FAILED)
+    assert not transitions.cancel_waiting(execution_id, queue, 2)
+    assert not transitions.requeue(execution_id, queue, 2)
+    assert not transitions.start(execution_id, queue, "w3", "token-3").began
+    state = ExecutionControl(redis_conn, settings).get(execution_id)
+    assert state["status"] == "succeeded" and [a["status"] for a in state["attempts"]] == ["failed", "succeeded"]
+    assert _counters(redis_conn, queue) == {"retried": 1, "completed": 1}
+    assert redis_conn.zscore(keys.active(queue), execution_id) is None
+
+
+def test_a_resent_transition_counts_once(redis_conn, settings, transitions):
+    # redis-py re-sends a script whose reply was lost; the second arrival finds its own write.
+    execution_id = _submitted(redis_conn, settings)
+    transitions.start(execution_id, settings.queue, "w1", "token-1")
+    for _ in range(2):
+        assert transitions.finish(execution_id, settings.queue, attempt=1, token="token-1",
+                                  target=status.SUCCEEDED, output=[], duration=0.01)
+    assert _counters(redis_conn, settings.queue) == {"completed": 1}
+    assert int(redis_conn.hget(keys.counters(settings.queue), "duration_count")) == 1
+
+
+def test_attempts_never_exceed_max_attempts(redis_conn, settings, transitions):
+    execution_id = _submitted(redis_conn, settings)
+    for n in range(1, settings.max_attempts + 1):
+        started = transitions.start(execution_id, settings.queue, "w", f"t{n}")
+        assert started.began and started.attempt == n
+        target = status.RETRYING if n < settings.max_attempts else status.FAILED
+        assert transitions.finish(execution_id, settings.queue, attempt=n, token=f"t{n}", target=target)
+    assert status_of(redis_conn, execution_id) == "failed"
+    # A requeue by RQ's tools starts a fresh round from `failed`; attempt numbers continue.
+    requeued = transitions.start(execution_id, settings.queue, "w", "t-next")
+    assert requeued.began and requeued.requeued and requeued.attempt == settings.max_attempts + 1
+    assert requeued.max_attempts == 2 * settings.max_attempts
+    assert _counters(redis_conn, settings.queue) == {"retried": settings.max_attempts - 1, "failed": 1}
+
+
+def test_a_cancel_request_ends_the_execution_at_its_start(redis_conn, settings, transitions):
+    execution_id = _submitted(redis_conn, settings)
+    redis_conn.hset(keys.execution(execution_id), "cancelRequested", "1")
+    started = transitions.start(execution_id, settings.queue, "w", "t")
+    assert started.outcome == "cancelled" and not started.began
+    assert status_of(redis_conn, execution_id) == "cancelled"
+    assert _counters(redis_conn, settings.queue) == {"cancelled": 1}
+
+
+def test_every_private_rq_name_we_use_still_exists(redis_conn):
+    from rq import Queue
+    from rq.job import Job
+    from rq.scheduler import RQScheduler
+    from rq.worker import Worker
+
+    queue = Queue("probe", connection=redis_conn)
+    instances = {Worker: Worker([queue], connection=redis_conn), Job: Job.create("os.getpid", connection=redis_conn),
+                 RQScheduler: RQScheduler([queue], connection=redis_conn)}
+    absent = private.missing(instances)
+    assert not absent, "this RQ release lacks private names nodedrop-rq relies on: " + "; ".join(absent)
+
+
+def status_of(redis_conn, execution_id: str) -> str:
+    return redis_conn.hget(keys.execution(execution_id), "status").decode()
