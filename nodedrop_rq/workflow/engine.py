@@ -24,13 +24,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nodedrop_rq.workflow.expression_values import ExpressionError, NodeData
-from nodedrop_rq.workflow.expressions import Expressions
+from nodedrop_rq.workflow.expressions import Expressions, node_data
 from nodedrop_rq.workflow.graph import topological_order
 from nodedrop_rq.workflow.limits import Limits
 from nodedrop_rq.workflow.model import Connection, Node, Workflow
 from nodedrop_rq.workflow.node_type import Inputs, NodeContext, NodeType, Outputs
-from nodedrop_rq.workflow.nodes.items import as_object
 from nodedrop_rq.workflow.registry import get_node_type
 from nodedrop_rq.workflow.results import NodeError, NodeEvent, NodeRun, RunResult
 from nodedrop_rq.workflow.validation import normalize_input
@@ -82,8 +80,8 @@ def _normalize(outputs: Any, limits: Limits) -> Outputs:
             if not isinstance(item, dict):
                 raise NodeOutputInvalid(f"output '{name}' holds {type(item).__name__}, not an item (dict)")
             if "json" in item and set(item) <= {"json", "binary", "pairedItem"}:
-                if not isinstance(item["json"], dict):
-                    item = {"json": as_object(item["json"])}
+                # NodeDrop keeps any JSON value as an item's data (a JSON node's array of numbers
+                # gives items whose json is a number).
                 result.append(item)
             else:
                 result.append({"json": item})
@@ -124,6 +122,8 @@ class _Run:
             self.ids_by_name.setdefault(node.name, []).append(node.id)
         self.runs: dict[str, NodeRun] = {}
         self.failure: NodeError | None = None
+        # $node in expressions: the data of every node that ran so far, by id and by name.
+        self.node_data: dict[str, object] = {}
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -138,22 +138,6 @@ class _Run:
         run.skip_reason = reason
         self.runs[run.node_id] = run
         self.emit("node-skipped", run)
-
-    # -- expressions' view of other nodes ----------------------------------------------------------
-
-    def find_node(self, key: str) -> NodeData:
-        if key in self.by_id:
-            node_id = key
-        else:
-            ids = self.ids_by_name.get(key, [])
-            if not ids:
-                raise ExpressionError(f"no node is named '{key}'")
-            if len(ids) > 1:
-                raise ExpressionError(f"{len(ids)} nodes are named '{key}'; use the node id instead")
-            node_id = ids[0]
-        run = self.runs.get(node_id)
-        executed = run is not None and run.status == "succeeded"
-        return NodeData(self.by_id[node_id].name, executed, run.items() if run and executed else [])
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -214,9 +198,9 @@ class _Run:
         items = [item for group in inputs.get("main", []) for item in group]
         expressions = Expressions(
             items,
-            find_node=self.find_node,
-            workflow={"id": self.workflow.extra.get("id"), "name": self.workflow.name},
+            nodes=self.node_data,
             execution={"id": self.execution_id, "mode": "manual"},
+            js_limits=self.limits.js,
             max_length=self.limits.max_expression_length,
         )
         ctx = NodeContext(
@@ -242,23 +226,26 @@ class _Run:
                 error = exc
         run.finished_at = time.time()
         run.duration_ms = round((time.perf_counter() - began) * 1000, 3)
-        first_output = "main" if "main" in node_type.outputs or not node_type.outputs else node_type.outputs[0]
         if error is not None:
             run.error = _message(error)
-            if not node.continue_on_fail:
+            # NodeDrop's NodeService.executeNode continues only when both settings are on.
+            if not (node.continue_on_fail and node.always_output_data):
                 run.status = "failed"
                 self.failure = NodeError(node.id, node.type, node.name, run.error)
                 self.emit("node-failed", run, duration_ms=run.duration_ms, error=run.error)
                 return
+            first_output = "main" if "main" in node_type.outputs or not node_type.outputs else node_type.outputs[0]
             try:
                 outputs = {first_output: [node_type.error_item(ctx, error)]}
             except Exception:  # a custom error_item must not lose the original error
                 outputs = {first_output: [{"json": {"error": run.error}}]}
-        if node.always_output_data and not any(outputs.values()):
-            outputs[first_output] = [{"json": {}}]
         run.status = "succeeded"
         run.output = outputs
         run.output_count = len(run.items())
+        data = node_data(run.items())
+        self.node_data[node.id] = data
+        if node.name != node.id:
+            self.node_data[node.name] = data
         self.emit("node-completed", run, duration_ms=run.duration_ms, output_count=run.output_count, error=run.error)
 
     def run(self) -> RunResult:
