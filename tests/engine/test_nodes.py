@@ -30,8 +30,10 @@ def test_manual_trigger_custom_and_default_data():
     doc = workflow([node("t", "manual-trigger", allowCustomData=True, defaultData='{"x": 1}')])
     assert out(run(doc), "t")[0]["customData"] == {"x": 1}
     assert out(run(doc, [{"y": 2}, {"z": 3}]), "t")[0]["customData"] == {"y": 2}
-    refused = run(doc, {"constructor": 1})
-    assert refused.status == "failed" and "Trigger data validation failed" in refused.error.message
+    assert out(run(doc, {"a": 1, "constructor": 1}), "t")[0]["customData"] == {"a": 1}
+    small = workflow([node("t", "manual-trigger", allowCustomData=True, maxDataSize=5)])
+    refused = run(small, {"long": "x" * 10})
+    assert refused.status == "failed" and "Trigger data validation failed: Data size" in refused.error.message
 
 
 # --- set ------------------------------------------------------------------------------------------

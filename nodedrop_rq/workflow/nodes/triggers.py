@@ -13,12 +13,11 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from nodedrop_rq.workflow.js.values import stringify, truthy
+from nodedrop_rq.workflow.expressions import sanitize
+from nodedrop_rq.workflow.js.values import stringify, to_text, truthy
 from nodedrop_rq.workflow.node_type import Inputs, NodeContext, NodeType, Outputs
 from nodedrop_rq.workflow.nodes.items import data_of
 from nodedrop_rq.workflow.params import any_value, boolean, number, obj, options, string
-
-_DANGEROUS = ("__proto__", "constructor", "prototype")
 
 
 def now_iso() -> str:
@@ -35,17 +34,6 @@ class _Trigger(NodeType):
     @staticmethod
     def trigger_data(ctx: NodeContext) -> Any:
         return data_of(ctx.execution_input[0]) if ctx.execution_input else None
-
-
-def _dangerous_paths(value: Any, path: str = "") -> list[str]:
-    found = []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            here = f"{path}.{key}" if path else key
-            if key in _DANGEROUS:
-                found.append(f"Dangerous key '{key}' found at path '{here}'")
-            found.extend(_dangerous_paths(child, here))
-    return found
 
 
 class ManualTrigger(_Trigger):
@@ -80,22 +68,14 @@ class ManualTrigger(_Trigger):
                 data = json.loads(default or "{}") if isinstance(default, str) else default
             except json.JSONDecodeError:
                 data = {}
-        if not truthy(ctx.parameter("validateData", True)):
-            return data
-        errors = []
+        # NodeService.executeNode removes __proto__/constructor/prototype keys from the input before the
+        # trigger sees it, so the trigger's own checks for them never fire there either.
+        data = sanitize(data)
         max_size = ctx.parameter("maxDataSize", 1_048_576)
         size = len(stringify(data))
-        if isinstance(max_size, (int, float)) and max_size and size > max_size:
-            errors.append(f"Data size {size} bytes exceeds maximum {max_size:g} bytes")
-        if isinstance(data, dict):
-            forbidden = [k for k in _DANGEROUS if k in data]
-            if forbidden:
-                errors.append(f"Forbidden fields found: {', '.join(forbidden)}")
-                errors.append(f"Potentially dangerous keys found: {', '.join(forbidden)}")
-            data = {k: v for k, v in data.items() if k not in _DANGEROUS}
-            errors.extend(_dangerous_paths(data))
-        if errors:
-            raise ValueError(f"Trigger data validation failed: {', '.join(errors)}")
+        if truthy(ctx.parameter("validateData", True)) and isinstance(max_size, (int, float)) and size > max_size:
+            raise ValueError(f"Trigger data validation failed: Data size {size} bytes exceeds maximum "
+                             f"{to_text(max_size)} bytes")
         return data
 
 
