@@ -57,6 +57,12 @@ PRELUDE = r"""
     return fn;
   }
 
+  function isLimit(e) {
+    if (e === null || typeof e !== "object") return false;
+    const text = String(e.message);
+    return (e instanceof RangeError && text.includes("call stack")) || text.includes("out of memory");
+  }
+
   // One expression: the answer is JSON {k, v}. k "u": undefined or null (NodeDrop treats both as not
   // resolved), "t": String(result) starts with "{{" (also not resolved), "v": a value, "e": it threw.
   function evaluate(expression, json, node, execution) {
@@ -65,6 +71,9 @@ PRELUDE = r"""
       result = compile(expression)(parse(json), node === null ? {} : parse(node), {}, {},
                                    parse(execution), console, DateTime);
     } catch (e) {
+      // Running out of stack or memory is the sandbox's limit, not the expression's error: let it reach
+      // Python, which fails the node, instead of leaving the text as NodeDrop does for errors.
+      if (isLimit(e)) throw e;
       return stringify({ k: "e", v: String(e && e.message !== undefined ? e.message : e) });
     }
     if (result === undefined || result === null) return '{"k":"u"}';
