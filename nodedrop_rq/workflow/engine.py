@@ -94,6 +94,12 @@ def _normalize(outputs: Any, limits: Limits) -> Outputs:
     return normalized
 
 
+def _copy_run(run: NodeRun) -> NodeRun:
+    copied = copy.copy(run)
+    copied.output = {name: list(items) for name, items in run.output.items()}
+    return copied
+
+
 class _Run:
     def __init__(
         self,
@@ -248,34 +254,88 @@ class _Run:
             self.node_data[node.name] = data
         self.emit("node-completed", run, duration_ms=run.duration_ms, output_count=run.output_count, error=run.error)
 
+    def step(self, node_id: str) -> None:
+        node = self.by_id[node_id]
+        run = NodeRun(node.id, node.name, node.type)
+        if self.failure is not None:
+            self.skip(run, f"not run: node '{self.failure.node_name}' failed")
+            return
+        if node.disabled:
+            self.skip(run, "disabled")
+            return
+        inputs = self.gather(node)
+        if self.incoming[node_id] and not inputs:
+            self.skip(run, "received no items")
+            return
+        node_type = get_node_type(node.type)
+        if node_type is None:
+            run.status, run.error = "failed", f"unknown node type '{node.type}'"
+            run.started_at = run.finished_at = time.time()
+            self.runs[node_id] = run
+            self.failure = NodeError(node.id, node.type, node.name, run.error)
+            self.emit("node-failed", run, error=run.error)
+            return
+        self.run_node(node, node_type, inputs, run)
+
+    def iterate(self, loop_id: str, loop_type: NodeType, loop_run: NodeRun) -> set[str]:
+        """Run the nodes after a loop's ``loop`` output once per batch, in sequence, as NodeDrop's
+        RealtimeExecutionEngine.executeLoopNode does. Returns those nodes (they are done)."""
+        body: set[str] = set()
+        frontier = [c.target_node_id for c in self.outgoing[loop_id] if c.source_output == "loop"]
+        while frontier:
+            current = frontier.pop()
+            if current in body or current == loop_id:
+                continue
+            body.add(current)
+            frontier.extend(c.target_node_id for c in self.outgoing[current])
+        body_order = [node_id for node_id in self.order if node_id in body]
+        full = loop_run.output
+        totals: dict[str, NodeRun] = {}
+        for batch in loop_type.batches(full.get("loop", [])):
+            loop_run.output = {"loop": batch, "done": []}
+            for node_id in body_order:
+                self.runs.pop(node_id, None)
+                self.step(node_id)
+                latest = self.runs.get(node_id)
+                if latest is None:
+                    continue
+                total = totals.get(node_id)
+                if total is None or total.status != "succeeded":
+                    totals[node_id] = latest if latest.status != "succeeded" else _copy_run(latest)
+                elif latest.status == "succeeded":
+                    for name, items in latest.output.items():
+                        total.output.setdefault(name, []).extend(items)
+                    total.output_count += latest.output_count
+                    total.finished_at = latest.finished_at
+                    total.duration_ms = (total.duration_ms or 0) + (latest.duration_ms or 0)
+            if self.failure is not None:
+                break
+        loop_run.output = full
+        # The recorded run of each body node holds the items of all iterations; $node keeps the last
+        # iteration's data, as NodeDrop's nodeOutputs does.
+        for node_id in body_order:
+            if node_id in totals:
+                self.runs[node_id] = totals[node_id]
+            elif node_id not in self.runs:
+                self.skip(NodeRun(node_id, self.by_id[node_id].name, self.by_id[node_id].type), "received no items")
+        return body
+
     def run(self) -> RunResult:
         started = time.time()
         order = topological_order(
             [n.id for n in self.workflow.nodes],
             [(c.source_node_id, c.target_node_id) for c in self.workflow.connections],
         )
+        self.order = order
+        finished: set[str] = set()
         for node_id in order:
-            node = self.by_id[node_id]
-            run = NodeRun(node.id, node.name, node.type)
-            if self.failure is not None:
-                self.skip(run, f"not run: node '{self.failure.node_name}' failed")
+            if node_id in finished:
                 continue
-            if node.disabled:
-                self.skip(run, "disabled")
-                continue
-            inputs = self.gather(node)
-            if self.incoming[node_id] and not inputs:
-                self.skip(run, "received no items")
-                continue
-            node_type = get_node_type(node.type)
-            if node_type is None:
-                run.status, run.error = "failed", f"unknown node type '{node.type}'"
-                run.started_at = run.finished_at = time.time()
-                self.runs[node_id] = run
-                self.failure = NodeError(node.id, node.type, node.name, run.error)
-                self.emit("node-failed", run, error=run.error)
-                continue
-            self.run_node(node, node_type, inputs, run)
+            self.step(node_id)
+            run = self.runs.get(node_id)
+            node_type = get_node_type(self.by_id[node_id].type)
+            if run is not None and run.status == "succeeded" and getattr(node_type, "iterates", False):
+                finished |= self.iterate(node_id, node_type, run)
         return RunResult(
             status="failed" if self.failure else "succeeded",
             nodes=self.runs,

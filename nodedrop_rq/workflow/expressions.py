@@ -117,6 +117,29 @@ def unwrap_simple(value: Any) -> Any:
     return inner
 
 
+def prepared(value: Any) -> Any:
+    """sanitize, unwrap_simple and strip_marker in one pass (the order NodeDrop applies them)."""
+    if isinstance(value, str):
+        if value.startswith("{{"):
+            value = unwrap_simple(value)
+        return value[1:] if value.startswith("=") else value
+    if isinstance(value, list):
+        return [_stripped(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _stripped(v) for k, v in value.items() if k not in _DANGEROUS_KEYS}
+    return value
+
+
+def _stripped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value[1:] if value.startswith("=") else value
+    if isinstance(value, list):
+        return [_stripped(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _stripped(v) for k, v in value.items() if k not in _DANGEROUS_KEYS}
+    return value
+
+
 def strip_marker(value: Any) -> Any:
     if isinstance(value, str):
         return value[1:] if value.startswith("=") else value
@@ -165,7 +188,7 @@ class Expressions:
     def parameter(self, value: Any, item_index: int | None = None) -> Any:
         """A parameter as ``getNodeParameter`` returns it. With ``item_index`` (custom nodes only),
         ``$json`` is that item's data instead of NodeDrop's context."""
-        value = strip_marker(unwrap_simple(sanitize(value)))
+        value = prepared(value)
         item = self.data[item_index] if item_index is not None and item_index < len(self.data) else None
         return self.resolve(value, item if item_index is not None else (self.data[0] if self.data else {}),
                             per_item=item_index is not None)

@@ -114,6 +114,8 @@ class NodeType:
     trigger: ClassVar[bool] = False
     # True when execute() never mutates its input items: the engine then skips defensive copies.
     pure: ClassVar[bool] = False
+    # True for a loop: the engine runs the nodes after its "loop" output once per batch (see loop.py).
+    iterates: ClassVar[bool] = False
 
     def output_names(self, parameters: Mapping[str, Any]) -> tuple[str, ...]:
         """Names a connection's ``sourceOutput`` may use, for a node with these parameters."""

@@ -337,6 +337,49 @@ def test_loop_branches_feed_different_nodes():
     assert out(result, "after") == [{"completed": True, "totalIterations": 2}]
 
 
+def test_loop_body_runs_once_per_batch_in_sequence():
+    # RealtimeExecutionEngine.executeLoopNode (NodeDrop): the nodes after `loop` run per batch, and only
+    # then does `done` reach its nodes.
+    doc = workflow(
+        [
+            trigger(),
+            node("l", "loop", loopOver="repeat", repeatTimes=3, batchSize=1),
+            node("wait", "delay", amount=30, timeUnit="milliseconds"),
+            node("each", "set", values=[{"keyValue": {"key": "seen", "value": "{{ $json.iteration }}"}}]),
+            node("after", "set", values=[{"keyValue": {"key": "last", "value": "{{ $node[\"each\"].seen }}"}}]),
+        ],
+        [conn("t", "l"), conn("l", "wait", "loop"), conn("wait", "each"), conn("l", "after", "done")],
+    )
+    events = []
+    result = run(doc, on_event=events.append)
+    started = [e.node_id for e in events if e.kind == "node-started"]
+    assert started == ["t", "l", "wait", "each", "wait", "each", "wait", "each", "after"]
+    waits = [e for e in events if e.kind == "node-completed" and e.node_id == "wait"]
+    assert len(waits) == 3 and all(e.duration_ms >= 25 for e in waits)  # the delay slept each time
+    assert [d["seen"] for d in out(result, "each")] == [1, 2, 3]
+    # $node after the loop sees the last iteration, as NodeDrop's nodeOutputs (overwritten per run).
+    assert out(result, "after")[0]["last"] == 3
+    assert result.nodes["wait"].output_count == 3
+
+
+def test_a_failing_loop_body_stops_the_loop():
+    doc = workflow(
+        [
+            trigger(),
+            node("l", "loop", loopOver="repeat", repeatTimes=3),
+            node("boom", "code", code="if (items[0].iteration === 2) throw new Error('at 2'); return items;"),
+            node("after", "set"),
+        ],
+        [conn("t", "l"), conn("l", "boom", "loop"), conn("l", "after", "done")],
+    )
+    events = []
+    result = run(doc, on_event=events.append)
+    assert result.status == "failed" and "at 2" in result.error.message
+    assert [e.kind for e in events if e.node_id == "boom"] == ["node-started", "node-completed", "node-started",
+                                                               "node-failed"]
+    assert result.nodes["after"].status == "skipped"
+
+
 def test_data_preview_outputs_one_preview_record():
     (record,) = out(one("data-preview", [{"a": 1}, {"b": 2}], previewFormat="json-compact"), "n")
     assert record["preview"] == '[{"a":1},{"b":2}]' and record["metadata"]["inputItems"] == 2
