@@ -62,6 +62,12 @@ class Settings:
     http_allow_private_network: bool = False
     # CIDRs of non-public networks that http-request nodes may reach (the SSRF allow-list).
     http_allowed_networks: tuple[str, ...] = ()
+    # The JavaScript sandbox (expressions, Code nodes): milliseconds one expression may run, heap and
+    # stack of a worker's JS context, and the cap on a Code node's own `timeout` parameter.
+    js_time_limit_ms: int = 5_000
+    js_memory_limit_mb: int = 64
+    js_stack_limit_kb: int = 512
+    code_max_timeout_ms: int = 30_000
     log_level: str = "INFO"
     # Modules imported by workers at start; they register Python callables for `function` nodes.
     function_modules: tuple[str, ...] = ()
@@ -124,6 +130,10 @@ class Settings:
             max_response_bytes=_int(env, "WORKFLOW_MAX_RESPONSE_BYTES", d.max_response_bytes, minimum=1024),
             http_allow_private_network=_bool(env, "NODEDROP_HTTP_ALLOW_PRIVATE_NETWORK", False),
             http_allowed_networks=_networks(env, "NODEDROP_HTTP_ALLOWED_NETWORKS"),
+            js_time_limit_ms=_int(env, "NODEDROP_JS_TIME_LIMIT_MS", d.js_time_limit_ms, minimum=1),
+            js_memory_limit_mb=_int(env, "NODEDROP_JS_MEMORY_LIMIT_MB", d.js_memory_limit_mb, minimum=8),
+            js_stack_limit_kb=_int(env, "NODEDROP_JS_STACK_LIMIT_KB", d.js_stack_limit_kb, minimum=64, maximum=4096),
+            code_max_timeout_ms=_int(env, "NODEDROP_CODE_MAX_TIMEOUT_MS", d.code_max_timeout_ms, minimum=1),
             log_level=_choice(env, "NODEDROP_LOG_LEVEL", d.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
             function_modules=tuple(
                 m.strip() for m in env.get("NODEDROP_FUNCTION_MODULES", "").split(",") if m.strip()

@@ -16,7 +16,7 @@ Python functions for ``function`` nodes: :func:`register_function`, :func:`load_
 from __future__ import annotations
 
 from nodedrop_rq.workflow.engine import run_workflow
-from nodedrop_rq.workflow.expression_values import ExpressionError
+from nodedrop_rq.workflow.expressions import ExpressionError
 from nodedrop_rq.workflow.functions import load_function_modules, register_function
 from nodedrop_rq.workflow.limits import Limits
 from nodedrop_rq.workflow.model import Connection, Node, Workflow

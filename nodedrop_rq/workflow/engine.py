@@ -24,13 +24,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nodedrop_rq.workflow.expression_values import ExpressionError, NodeData
-from nodedrop_rq.workflow.expressions import Expressions
+from nodedrop_rq.workflow.expressions import Expressions, node_data
 from nodedrop_rq.workflow.graph import topological_order
 from nodedrop_rq.workflow.limits import Limits
 from nodedrop_rq.workflow.model import Connection, Node, Workflow
 from nodedrop_rq.workflow.node_type import Inputs, NodeContext, NodeType, Outputs
-from nodedrop_rq.workflow.nodes.items import as_object
 from nodedrop_rq.workflow.registry import get_node_type
 from nodedrop_rq.workflow.results import NodeError, NodeEvent, NodeRun, RunResult
 from nodedrop_rq.workflow.validation import normalize_input
@@ -82,8 +80,8 @@ def _normalize(outputs: Any, limits: Limits) -> Outputs:
             if not isinstance(item, dict):
                 raise NodeOutputInvalid(f"output '{name}' holds {type(item).__name__}, not an item (dict)")
             if "json" in item and set(item) <= {"json", "binary", "pairedItem"}:
-                if not isinstance(item["json"], dict):
-                    item = {"json": as_object(item["json"])}
+                # NodeDrop keeps any JSON value as an item's data (a JSON node's array of numbers
+                # gives items whose json is a number).
                 result.append(item)
             else:
                 result.append({"json": item})
@@ -94,6 +92,12 @@ def _normalize(outputs: Any, limits: Limits) -> Outputs:
         if distinct > limits.max_items:
             raise NodeOutputInvalid(f"the node produced {distinct} items; the limit is {limits.max_items}")
     return normalized
+
+
+def _copy_run(run: NodeRun) -> NodeRun:
+    copied = copy.copy(run)
+    copied.output = {name: list(items) for name, items in run.output.items()}
+    return copied
 
 
 class _Run:
@@ -124,6 +128,8 @@ class _Run:
             self.ids_by_name.setdefault(node.name, []).append(node.id)
         self.runs: dict[str, NodeRun] = {}
         self.failure: NodeError | None = None
+        # $node in expressions: the data of every node that ran so far, by id and by name.
+        self.node_data: dict[str, object] = {}
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -138,22 +144,6 @@ class _Run:
         run.skip_reason = reason
         self.runs[run.node_id] = run
         self.emit("node-skipped", run)
-
-    # -- expressions' view of other nodes ----------------------------------------------------------
-
-    def find_node(self, key: str) -> NodeData:
-        if key in self.by_id:
-            node_id = key
-        else:
-            ids = self.ids_by_name.get(key, [])
-            if not ids:
-                raise ExpressionError(f"no node is named '{key}'")
-            if len(ids) > 1:
-                raise ExpressionError(f"{len(ids)} nodes are named '{key}'; use the node id instead")
-            node_id = ids[0]
-        run = self.runs.get(node_id)
-        executed = run is not None and run.status == "succeeded"
-        return NodeData(self.by_id[node_id].name, executed, run.items() if run and executed else [])
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -214,9 +204,9 @@ class _Run:
         items = [item for group in inputs.get("main", []) for item in group]
         expressions = Expressions(
             items,
-            find_node=self.find_node,
-            workflow={"id": self.workflow.extra.get("id"), "name": self.workflow.name},
+            nodes=self.node_data,
             execution={"id": self.execution_id, "mode": "manual"},
+            js_limits=self.limits.js,
             max_length=self.limits.max_expression_length,
         )
         ctx = NodeContext(
@@ -242,24 +232,93 @@ class _Run:
                 error = exc
         run.finished_at = time.time()
         run.duration_ms = round((time.perf_counter() - began) * 1000, 3)
-        first_output = "main" if "main" in node_type.outputs or not node_type.outputs else node_type.outputs[0]
         if error is not None:
             run.error = _message(error)
-            if not node.continue_on_fail:
+            # NodeDrop's NodeService.executeNode continues only when both settings are on.
+            if not (node.continue_on_fail and node.always_output_data):
                 run.status = "failed"
                 self.failure = NodeError(node.id, node.type, node.name, run.error)
                 self.emit("node-failed", run, duration_ms=run.duration_ms, error=run.error)
                 return
+            first_output = "main" if "main" in node_type.outputs or not node_type.outputs else node_type.outputs[0]
             try:
                 outputs = {first_output: [node_type.error_item(ctx, error)]}
             except Exception:  # a custom error_item must not lose the original error
                 outputs = {first_output: [{"json": {"error": run.error}}]}
-        if node.always_output_data and not any(outputs.values()):
-            outputs[first_output] = [{"json": {}}]
         run.status = "succeeded"
         run.output = outputs
         run.output_count = len(run.items())
+        data = node_data(run.items())
+        self.node_data[node.id] = data
+        if node.name != node.id:
+            self.node_data[node.name] = data
         self.emit("node-completed", run, duration_ms=run.duration_ms, output_count=run.output_count, error=run.error)
+
+    def step(self, node_id: str) -> None:
+        node = self.by_id[node_id]
+        run = NodeRun(node.id, node.name, node.type)
+        if self.failure is not None:
+            self.skip(run, f"not run: node '{self.failure.node_name}' failed")
+            return
+        if node.disabled:
+            self.skip(run, "disabled")
+            return
+        inputs = self.gather(node)
+        if self.incoming[node_id] and not inputs:
+            self.skip(run, "received no items")
+            return
+        node_type = get_node_type(node.type)
+        if node_type is None:
+            run.status, run.error = "failed", f"unknown node type '{node.type}'"
+            run.started_at = run.finished_at = time.time()
+            self.runs[node_id] = run
+            self.failure = NodeError(node.id, node.type, node.name, run.error)
+            self.emit("node-failed", run, error=run.error)
+            return
+        self.run_node(node, node_type, inputs, run)
+
+    def iterate(self, loop_id: str, loop_type: NodeType, loop_run: NodeRun) -> set[str]:
+        """Run the nodes after a loop's ``loop`` output once per batch, in sequence, as NodeDrop's
+        RealtimeExecutionEngine.executeLoopNode does. Returns those nodes (they are done)."""
+        body: set[str] = set()
+        frontier = [c.target_node_id for c in self.outgoing[loop_id] if c.source_output == "loop"]
+        while frontier:
+            current = frontier.pop()
+            if current in body or current == loop_id:
+                continue
+            body.add(current)
+            frontier.extend(c.target_node_id for c in self.outgoing[current])
+        body_order = [node_id for node_id in self.order if node_id in body]
+        full = loop_run.output
+        totals: dict[str, NodeRun] = {}
+        for batch in loop_type.batches(full.get("loop", [])):
+            loop_run.output = {"loop": batch, "done": []}
+            for node_id in body_order:
+                self.runs.pop(node_id, None)
+                self.step(node_id)
+                latest = self.runs.get(node_id)
+                if latest is None:
+                    continue
+                total = totals.get(node_id)
+                if total is None or total.status != "succeeded":
+                    totals[node_id] = latest if latest.status != "succeeded" else _copy_run(latest)
+                elif latest.status == "succeeded":
+                    for name, items in latest.output.items():
+                        total.output.setdefault(name, []).extend(items)
+                    total.output_count += latest.output_count
+                    total.finished_at = latest.finished_at
+                    total.duration_ms = (total.duration_ms or 0) + (latest.duration_ms or 0)
+            if self.failure is not None:
+                break
+        loop_run.output = full
+        # The recorded run of each body node holds the items of all iterations; $node keeps the last
+        # iteration's data, as NodeDrop's nodeOutputs does.
+        for node_id in body_order:
+            if node_id in totals:
+                self.runs[node_id] = totals[node_id]
+            elif node_id not in self.runs:
+                self.skip(NodeRun(node_id, self.by_id[node_id].name, self.by_id[node_id].type), "received no items")
+        return body
 
     def run(self) -> RunResult:
         started = time.time()
@@ -267,28 +326,16 @@ class _Run:
             [n.id for n in self.workflow.nodes],
             [(c.source_node_id, c.target_node_id) for c in self.workflow.connections],
         )
+        self.order = order
+        finished: set[str] = set()
         for node_id in order:
-            node = self.by_id[node_id]
-            run = NodeRun(node.id, node.name, node.type)
-            if self.failure is not None:
-                self.skip(run, f"not run: node '{self.failure.node_name}' failed")
+            if node_id in finished:
                 continue
-            if node.disabled:
-                self.skip(run, "disabled")
-                continue
-            inputs = self.gather(node)
-            if self.incoming[node_id] and not inputs:
-                self.skip(run, "received no items")
-                continue
-            node_type = get_node_type(node.type)
-            if node_type is None:
-                run.status, run.error = "failed", f"unknown node type '{node.type}'"
-                run.started_at = run.finished_at = time.time()
-                self.runs[node_id] = run
-                self.failure = NodeError(node.id, node.type, node.name, run.error)
-                self.emit("node-failed", run, error=run.error)
-                continue
-            self.run_node(node, node_type, inputs, run)
+            self.step(node_id)
+            run = self.runs.get(node_id)
+            node_type = get_node_type(self.by_id[node_id].type)
+            if run is not None and run.status == "succeeded" and getattr(node_type, "iterates", False):
+                finished |= self.iterate(node_id, node_type, run)
         return RunResult(
             status="failed" if self.failure else "succeeded",
             nodes=self.runs,

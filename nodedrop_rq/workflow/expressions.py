@@ -1,364 +1,275 @@
-"""Safe evaluation of ``{{ ... }}`` expressions.
+"""NodeDrop's parameter resolution: ``{{ ... }}`` templates, evaluated as NodeDrop's backend does
+(``@nodedrop/utils`` ``resolveValue``/``evaluateExpressionPath``, and the parameter pipeline of
+``SecureExecutionService.createSecureContext``).
 
-Expressions are evaluated by simpleeval (never ``eval``/``exec``) over Python syntax, with the
-JavaScript spellings NodeDrop users write translated first: ``$json`` & co, ``===``/``!==``, ``&&``,
-``||``, ``!``, ``true``/``false``/``null``/``undefined``. Available inside an expression:
+- A parameter is resolved once per node run. ``$json`` is the input item's data, or the *array* of all
+  items' data when the node received more than one; ``$node["Name or id"]`` is the data of a node that
+  already ran (its items' fields merged when it output several); ``$execution`` is ``{id, mode}``.
+  ``$vars`` and ``$workflow`` are empty (NodeDrop's backend puts neither in the context); ``$itemIndex``
+  is 0; ``$now``, ``$today``, ``DateTime`` and the helpers ``isExecuted``/``hasData``/``getNodeData``/
+  ``firstExecuted`` exist inside JavaScript.
+- Text that looks like arithmetic, a call or a ternary (it holds one of ``( + - * / ?`` ...) is
+  JavaScript, run in the sandbox; anything else is a field path (``$json.a.b``, ``json.a``,
+  ``$json[0].a``, ``$node["X"].a``, or a bare ``a``), read without JavaScript.
+- What does not resolve (a missing field, ``undefined``/``null``, a JavaScript error) leaves the
+  ``{{ ... }}`` text in place. A whole-parameter expression keeps its value's type; in a template with
+  text around it, objects are JSON and everything else ``String(value)``.
+- A whole parameter ``{{x}}`` without any operator, ``json.``, ``$node``, ``$item`` or ``$workflow`` is
+  the literal text ``x``; a leading ``=`` (the editor's expression marker) is dropped; text with ``%`` is
+  URL-decoded first; keys ``__proto__``, ``constructor`` and ``prototype`` are removed.
 
-- ``$json`` / ``json``: the current item's data; ``$json.a.b`` and ``$json["a"]`` both work, a missing
-  field is ``None``. A bare name that is not one of the names below is a field of ``$json``
-  (NodeDrop resolves ``{{status}}`` like ``{{$json.status}}``).
-- ``$input.all()``, ``$input.first()``, ``$input.last()``, ``$input.item``: this node's input items.
-- ``$node["Name"].json.field`` (or ``$node["Name"].field``; a node id works too), ``.all()``,
-  ``.first()``, ``.isExecuted``.
-- ``$now`` (ISO timestamp, UTC), ``$today`` (YYYY-MM-DD), ``$itemIndex``, ``$workflow.name``,
-  ``$execution.id``, ``$execution.mode``.
-- Functions: len str int float bool abs round min max sum sorted list dict tuple set, JavaScript's
-  String Number parseInt parseFloat, ``Math.*``, ``JSON.stringify``/``JSON.parse``, NodeDrop's
-  isExecuted(name) hasData(name) getNodeData(name, default) firstExecuted([names]).
-- Methods of strings (upper lower strip split replace startswith ... and toUpperCase toLowerCase trim
-  includes startsWith endsWith indexOf slice), lists (includes indexOf join slice pluck), dicts (keys values
-  items get), numbers (toFixed), and ``.length``.
-
-Refused: names or attributes starting with ``_`` (no ``__class__`` walks), ``import``, lambdas,
-comprehensions, f-strings and ``%``-formatting, repeating lists with ``*``, and results that would be
-huge (``9**9**9``, ``"x" * 10**9``, ...).
+JavaScript that runs past the time, memory or stack limit fails the node (NodeDrop would leave the text).
 """
 
 from __future__ import annotations
 
-import ast
-import keyword
-from collections.abc import Callable
-from datetime import datetime, timezone
-from functools import lru_cache
+import re
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
-from simpleeval import (
-    EvalWithCompoundTypes,
-    FunctionNotDefined,
-    InvalidExpression,
-    NameNotDefined,
+from nodedrop_rq.workflow.js import UNDEFINED, JsError, JsLimitExceeded, JsLimits, thread_sandbox
+from nodedrop_rq.workflow.js.values import member, stringify, to_text, truthy
+
+__all__ = ["ExpressionError", "Expressions", "find_expressions", "has_expression", "node_data"]
+
+_BODY = r"((?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*)"
+_TEMPLATE = re.compile(r"\{\{" + _BODY + r"\}\}")
+_WRAPPED = re.compile(r"\{\{([^\n\r\u2028\u2029]+)\}\}")
+_SYNTAX = re.compile(r"[+\-*%()\[\]<>=!&|]")
+_COMPLEX_MARKS = ("(", "+", "-", "*", "/", "?", "Math.", "JSON.", "Object.", "Array.", "DateTime.")
+_NODE_REF = re.compile(r"\$node\[[\"']([^\"']+)[\"']\](?:\.json)?(?:\.(.+))?", re.DOTALL)
+_ARRAY_REF = re.compile(r"\$?json\[(\d+)\](?:\.(.+))?", re.DOTALL)
+_INDEX = re.compile(r"\[(\d+)\]")
+_DANGEROUS_KEYS = frozenset({"__proto__", "constructor", "prototype"})
+# NodeDrop refuses (and so leaves unresolved) JavaScript expressions matching these.
+_FORBIDDEN = re.compile(
+    r"constructor\s*\.\s*constructor|this\s*\.\s*constructor|\bprocess\b|\brequire\s*\(|\bimport\s*\("
+    r"|\beval\s*\(|\bFunction\s*\(|__proto__|\.prototype\b|\bglobalThis\b|\bglobal\b|\bBun\b",
+    re.IGNORECASE,
 )
-
-from nodedrop_rq.workflow.expression_guards import BASE_FUNCTIONS, OPERATORS, safe_attribute, safe_index
-from nodedrop_rq.workflow.expression_values import (
-    ExpressionError,
-    InputData,
-    JsonHelpers,
-    MathHelpers,
-    NodeData,
-    NodeLookup,
-    to_plain,
-    to_text,
-)
-from nodedrop_rq.workflow.templates import find_segments, single_expression, strip_marker
-
-__all__ = ["ExpressionError", "Expressions", "check_expression", "evaluate_standalone"]
-
-DOLLAR = "dollar_"
-MAX_NESTING = 100
-
-_JS_CONSTANTS = {"true": "True", "false": "False", "null": "None", "undefined": "None"}
-_REFUSED_NODES: dict[type, str] = {
-    ast.Lambda: "lambda functions",
-    ast.ListComp: "comprehensions",
-    ast.SetComp: "comprehensions",
-    ast.DictComp: "comprehensions",
-    ast.GeneratorExp: "generator expressions",
-    ast.NamedExpr: "assignments (:=)",
-    ast.JoinedStr: "f-strings (put text around {{ }} instead)",
-    ast.Await: "await",
-    ast.Yield: "yield",
-    ast.YieldFrom: "yield",
-    ast.Starred: "* unpacking",
-}
+_MAX_JS_LENGTH = 10_000
+_NODE_MENTIONS = ("$node", "isExecuted", "hasData", "getNodeData", "firstExecuted")
 
 
-def _display(text: str) -> str:
-    """Error messages show the user's spelling (``$json``), not the translated one."""
-    return text.replace(DOLLAR, "$")
+def find_expressions(text: str) -> list[str]:
+    """The text between the braces of each ``{{ ... }}`` NodeDrop recognises in ``text``."""
+    return [m.group(1) for m in _TEMPLATE.finditer(text)]
 
 
-def _last_char(out: list[str]) -> str:
-    for chunk in reversed(out):
-        stripped = chunk.rstrip()
-        if stripped:
-            return stripped[-1]
-    return ""
+def has_expression(value: Any) -> bool:
+    return isinstance(value, str) and _TEMPLATE.search(value) is not None
 
 
-def _drop_last_dot(out: list[str]) -> None:
-    while out and not out[-1].strip():
-        out.pop()
-    out[-1] = out[-1].rstrip()[:-1]
+class ExpressionError(Exception):
+    """An expression could not be evaluated within the sandbox's limits."""
 
 
-def translate(source: str) -> str:
-    """Rewrite the JavaScript spellings NodeDrop users write into the Python syntax simpleeval reads.
-
-    String literals are copied untouched.
-    """
-    out: list[str] = []
-    i, n = 0, len(source)
-    while i < n:
-        c = source[i]
-        if c in "'\"":
-            j = i + 1
-            while j < n and source[j] != c:
-                j += 2 if source[j] == "\\" else 1
-            out.append(source[i : j + 1])
-            i = j + 1
-            continue
-        if c == "`":
-            raise ExpressionError("template literals (`...`) are not supported; use text around {{ }}")
-        for js, py in (("===", "=="), ("!==", "!="), ("!=", "!="), ("&&", " and "), ("||", " or ")):
-            if source.startswith(js, i):
-                out.append(py)
-                i += len(js)
-                break
-        else:
-            if c == "!":
-                out.append(" not ")
-                i += 1
-            elif c == "$":
-                j = i + 1
-                while j < n and (source[j].isalnum() or source[j] == "_"):
-                    j += 1
-                if j == i + 1:
-                    raise ExpressionError("'$' must start a name such as $json")
-                out.append(DOLLAR + source[i + 1 : j])
-                i = j
-            elif c.isalpha() or c == "_":
-                j = i
-                while j < n and (source[j].isalnum() or source[j] == "_"):
-                    j += 1
-                word = source[i:j]
-                if word == "import":
-                    raise ExpressionError("'import' is not allowed in expressions")
-                if _last_char(out) != ".":
-                    out.append(_JS_CONSTANTS.get(word, word))
-                elif keyword.iskeyword(word):
-                    # `$json.class` is fine in JavaScript but a syntax error in Python: index instead.
-                    _drop_last_dot(out)
-                    out.append(f'["{word}"]')
-                else:
-                    out.append(word)
-                i = j
-            elif c.isdigit():
-                j = i
-                while j < n and (source[j].isalnum() or source[j] == "."):
-                    j += 1
-                out.append(source[i:j])
-                i = j
-            else:
-                out.append(c)
-                i += 1
-    return "".join(out)
+def node_data(items: list[dict]) -> Any:
+    """What ``$node["X"]`` is for a node that output these items (NodeDrop's merge of their fields)."""
+    if not items:
+        return {"main": []}
+    if len(items) == 1:
+        data = items[0].get("json")
+        return data if truthy(data) else items[0]
+    merged: dict[str, Any] = {}
+    for item in items:
+        data = item.get("json")
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if merged.get(key) is None:
+                    merged[key] = value
+    if merged:
+        return merged
+    first = items[0].get("json")
+    return first if truthy(first) else items[0]
 
 
-@lru_cache(maxsize=4096)
-def _compile(source: str) -> ast.expr:
-    """Translate, parse and vet one expression. Raises ExpressionError with the reason."""
-    if not source.strip():
-        raise ExpressionError("empty expression")
-    if "__" in source:
-        raise ExpressionError("'__' (dunder) names are not allowed in expressions")
-    python = translate(source)
+def resolve_path(data: Any, path: str) -> Any:
+    if not isinstance(data, (dict, list)):
+        return UNDEFINED
+    current = data
+    for key in _INDEX.sub(r".\1", path).split("."):
+        if current is UNDEFINED or current is None:
+            return UNDEFINED
+        current = member(current, key)
+    return current
+
+
+def sanitize(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: sanitize(v) for k, v in value.items() if k not in _DANGEROUS_KEYS}
+    if isinstance(value, list):
+        return [sanitize(v) for v in value]
+    return value
+
+
+def unwrap_simple(value: Any) -> Any:
+    if not isinstance(value, str) or "$vars" in value or "$local" in value:
+        return value
+    match = _WRAPPED.fullmatch(value)
+    if match is None:
+        return value
+    inner = match.group(1).strip()
+    if (_SYNTAX.search(inner) or "{{" in inner or "json." in inner or "$item" in inner
+            or "$node" in inner or "$workflow" in inner):
+        return value
+    return inner
+
+
+def prepared(value: Any) -> Any:
+    """sanitize, unwrap_simple and strip_marker in one pass (the order NodeDrop applies them)."""
+    if isinstance(value, str):
+        if value.startswith("{{"):
+            value = unwrap_simple(value)
+        return value[1:] if value.startswith("=") else value
+    if isinstance(value, list):
+        return [_stripped(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _stripped(v) for k, v in value.items() if k not in _DANGEROUS_KEYS}
+    return value
+
+
+def _stripped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value[1:] if value.startswith("=") else value
+    if isinstance(value, list):
+        return [_stripped(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _stripped(v) for k, v in value.items() if k not in _DANGEROUS_KEYS}
+    return value
+
+
+def strip_marker(value: Any) -> Any:
+    if isinstance(value, str):
+        return value[1:] if value.startswith("=") else value
+    if isinstance(value, list):
+        return [strip_marker(v) for v in value]
+    if isinstance(value, dict):
+        return {k: strip_marker(v) for k, v in value.items()}
+    return value
+
+
+def _url_decoded(text: str) -> str:
+    if "%" not in text:
+        return text
+    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+        return text  # decodeURIComponent throws on a lone %, and NodeDrop then keeps the text
     try:
-        tree = ast.parse(python.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise ExpressionError(f"invalid syntax: {_display(exc.msg)}") from None
-    except (ValueError, RecursionError, MemoryError):
-        raise ExpressionError("expression is too complex") from None
-    # Evaluation recurses once per level: refuse deep nesting here rather than fail half-way.
-    depths = [(tree, 0)]
-    while depths:
-        current, depth = depths.pop()
-        if depth > MAX_NESTING:
-            raise ExpressionError(f"expression is nested more than {MAX_NESTING} levels deep")
-        depths.extend((child, depth + 1) for child in ast.iter_child_nodes(current))
-    for node in ast.walk(tree):
-        refused = _REFUSED_NODES.get(type(node))
-        if refused:
-            raise ExpressionError(f"{refused} are not allowed in expressions")
-        if isinstance(node, ast.Name) and node.id.startswith("_"):
-            raise ExpressionError(f"names starting with '_' are not allowed ({_display(node.id)})")
-        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-            raise ExpressionError(
-                f"attributes starting with '_' are not allowed (.{node.attr}); there is no access to "
-                "Python internals from expressions"
-            )
-    return tree.body
-
-
-def check_expression(source: str, max_length: int) -> str | None:
-    """Why an expression is refused before it runs, or None. Used by validation."""
-    if len(source) > max_length:
-        return f"expression is {len(source)} characters long; the limit is {max_length}"
-    try:
-        _compile(source)
-    except ExpressionError as exc:
-        return str(exc)
-    return None
-
-
-class _Evaluator(EvalWithCompoundTypes):
-    def __init__(self, functions: dict[str, Any], names: Callable[[ast.Name], Any]) -> None:
-        super().__init__(operators=OPERATORS, functions=functions, names=names)
-        # Defence in depth: _compile already refuses these before evaluation.
-        for refused in (ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.JoinedStr, ast.FormattedValue):
-            self.nodes.pop(refused, None)
-
-    def _check_disallowed_items(self, item: Any) -> None:
-        # Every value an expression can reach is JSON data or one of our helpers (see safe_attribute),
-        # so the base class's recursive scan of each intermediate result would only cost time.
-        return None
-
-    def _eval_attribute(self, node: ast.Attribute) -> Any:
-        if node.attr.startswith("_"):
-            raise ExpressionError(f"attributes starting with '_' are not allowed (.{node.attr})")
-        return safe_attribute(self._eval(node.value), node.attr)
-
-    def _eval_subscript(self, node: ast.Subscript) -> Any:
-        return safe_index(self._eval(node.value), self._eval(node.slice))
-
-
-def _iso_now(now: datetime) -> str:
-    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+        return unquote_to_bytes(text).decode("utf-8")
+    except UnicodeDecodeError:
+        return text
 
 
 class Expressions:
-    """Evaluates the expressions of one node run.
-
-    ``items`` are the node's input items; ``find_node`` answers ``$node["..."]``. Not thread-safe:
-    each node run gets its own.
-    """
+    """Resolves one node's parameters. ``items`` are its input items; ``nodes`` maps node ids and names
+    to :func:`node_data` of the nodes that already ran."""
 
     def __init__(
         self,
         items: list[dict],
         *,
-        find_node: Callable[[str], NodeData] | None = None,
-        workflow: dict | None = None,
-        execution: dict | None = None,
+        nodes: Mapping[str, Any] | None = None,
+        execution: Mapping[str, Any] | None = None,
+        js_limits: JsLimits | None = None,
         max_length: int = 2000,
-        now: datetime | None = None,
     ) -> None:
-        self.items = items
+        self.data = [item.get("json") if isinstance(item, dict) and "json" in item else item for item in items]
+        self.nodes = dict(nodes or {})
+        self.execution = dict(execution or {"id": None, "mode": "manual"})
+        self.js_limits = js_limits or JsLimits()
         self.max_length = max_length
-        now = now or datetime.now(timezone.utc)
-        lookup = find_node or (lambda name: NodeData(name, False, []))
-        found: dict[str, NodeData] = {}
+        # NodeDrop's context.$json: all items when there are several, else the only one (or nothing).
+        self.context_json: Any = self.data if len(self.data) > 1 else (self.data[0] if self.data else UNDEFINED)
+        self._texts: dict[str, str] = {}
 
-        def find(name: str) -> NodeData:
-            # Other nodes' outputs cannot change while this node runs: look each one up once.
-            if name not in found:
-                found[name] = lookup(name)
-            return found[name]
+    # -- the parameter pipeline --------------------------------------------------------------------
 
-        self._base_names: dict[str, Any] = {
-            DOLLAR + "node": NodeLookup(find),
-            DOLLAR + "now": _iso_now(now),
-            DOLLAR + "today": now.astimezone(timezone.utc).strftime("%Y-%m-%d"),
-            DOLLAR + "workflow": dict(workflow or {}),
-            DOLLAR + "execution": dict(execution or {"id": None, "mode": "manual"}),
-            "Math": MathHelpers(),
-            "JSON": JsonHelpers(),
-        }
-        functions = dict(BASE_FUNCTIONS)
-        functions.update(
-            {
-                "isExecuted": lambda name: find(str(name)).executed,
-                "hasData": lambda name: bool(find(str(name)).items),
-                "getNodeData": lambda name, default=None: (
-                    to_plain(find(str(name))) if find(str(name)).items else default
-                ),
-                "firstExecuted": lambda names: next(
-                    (to_plain(find(str(n))) for n in names if find(str(n)).items), None
-                ),
-            }
-        )
-        self._index = 0
-        self._evaluator = _Evaluator(functions, self._name)
+    def parameter(self, value: Any, item_index: int | None = None) -> Any:
+        """A parameter as ``getNodeParameter`` returns it. With ``item_index`` (custom nodes only),
+        ``$json`` is that item's data instead of NodeDrop's context."""
+        value = prepared(value)
+        item = self.data[item_index] if item_index is not None and item_index < len(self.data) else None
+        return self.resolve(value, item if item_index is not None else (self.data[0] if self.data else {}),
+                            per_item=item_index is not None)
 
-    def _current_json(self) -> dict:
-        if self._index < len(self.items):
-            data = self.items[self._index].get("json")
-            return data if isinstance(data, dict) else {}
-        return {}
-
-    def _name(self, node: ast.Name) -> Any:
-        name = node.id
-        if name in self._base_names:
-            return self._base_names[name]
-        if name in (DOLLAR + "json", "json"):
-            return self._current_json()
-        if name == DOLLAR + "input":
-            return InputData(self.items, self._index)
-        if name == DOLLAR + "itemIndex":
-            return self._index
-        if name == DOLLAR + "vars":
-            raise ExpressionError("$vars (NodeDrop variables) are not available in this engine")
-        if name.startswith(DOLLAR):
-            raise ExpressionError(f"unknown name {_display(name)}")
-        data = self._current_json()
-        if name in data:
-            return data[name]
-        raise NameNotDefined(name, self._evaluator.expr)
-
-    def evaluate(self, source: str, item_index: int = 0) -> Any:
-        """The value of one expression (the text between ``{{`` and ``}}``), as JSON data."""
-        if len(source) > self.max_length:
-            raise ExpressionError(f"expression is {len(source)} characters long; the limit is {self.max_length}")
-        shown = source if len(source) <= 80 else source[:77] + "..."
-        try:
-            tree = _compile(source)
-            self._index = item_index
-            self._evaluator.expr = source
-            return to_plain(self._evaluator.eval(source, previously_parsed=tree))
-        except ExpressionError as exc:
-            raise ExpressionError(f"expression {{{{ {shown} }}}}: {_display(str(exc))}") from None
-        except FunctionNotDefined as exc:
-            name = getattr(exc, "func_name", "?")
-            raise ExpressionError(f"expression {{{{ {shown} }}}}: unknown function '{name}'") from None
-        except NameNotDefined as exc:
-            name = _display(getattr(exc, "name", "") or str(exc))
-            raise ExpressionError(f"expression {{{{ {shown} }}}}: unknown name '{name}'") from None
-        except (InvalidExpression, ArithmeticError, TypeError, ValueError, KeyError, RecursionError) as exc:
-            reason = _display(str(exc)) or type(exc).__name__
-            raise ExpressionError(f"expression {{{{ {shown} }}}}: {reason}") from None
-
-    def render(self, value: Any, item_index: int = 0) -> Any:
-        """``value`` with every expression in its strings (recursively) replaced by its result.
-
-        A string that is exactly one ``{{ expr }}`` becomes the raw result (number, object, ...);
-        mixed text becomes a string.
-        """
+    def resolve(self, value: Any, item: Any, *, per_item: bool = False) -> Any:
         if isinstance(value, str):
-            return self._render_text(value, item_index)
+            return self.resolve_text(value, item, per_item=per_item) if "{{" in value else value
         if isinstance(value, list):
-            return [self.render(v, item_index) for v in value]
+            return [self.resolve(v, item, per_item=per_item) for v in value]
         if isinstance(value, dict):
-            return {k: self.render(v, item_index) for k, v in value.items()}
+            return {k: self.resolve(v, item, per_item=per_item) for k, v in value.items()}
         return value
 
-    def _render_text(self, text: str, item_index: int) -> Any:
-        if "{{" not in text:
-            return text
-        text = strip_marker(text)
-        single = single_expression(text)
-        if single is not None:
-            return self.evaluate(single.source, item_index)
-        parts: list[str] = []
-        position = 0
-        for segment in find_segments(text):
-            parts.append(text[position : segment.start])
-            parts.append(to_text(self.evaluate(segment.source, item_index)))
-            position = segment.end
-        parts.append(text[position:])
-        return "".join(parts)
+    def resolve_text(self, text: str, item: Any, *, per_item: bool = False) -> Any:
+        text = _url_decoded(text)
+        whole = _TEMPLATE.fullmatch(text)
+        if whole is not None:
+            result = self.evaluate(whole.group(1), item, per_item=per_item)
+            if result is not UNDEFINED:
+                return result
 
+        def replace(match: re.Match[str]) -> str:
+            result = self.evaluate(match.group(1), item, per_item=per_item)
+            return match.group(0) if result is UNDEFINED else to_text(result)
 
-def evaluate_standalone(source: str, data: dict | None = None) -> Any:
-    """Evaluate one expression against one item's data (tests, tooling)."""
-    return Expressions([{"json": data or {}}]).evaluate(source)
+        return _TEMPLATE.sub(replace, text)
+
+    # -- one {{ ... }} -----------------------------------------------------------------------------
+
+    def evaluate(self, source: str, item: Any, *, per_item: bool = False) -> Any:
+        """The value of the text between the braces, or UNDEFINED when NodeDrop would not resolve it."""
+        path = source.strip()
+        if len(path) > self.max_length:
+            raise ExpressionError(f"expression {{{{{path[:60]}...}}}} is longer than {self.max_length} characters")
+        source_data = item if per_item else (self.context_json if self.context_json is not UNDEFINED else item)
+        if any(mark in path for mark in _COMPLEX_MARKS) or path in ("$now", "$today"):
+            result = self._javascript(path, source_data)
+            if result is not UNDEFINED:
+                return result
+        match = _NODE_REF.fullmatch(path)
+        if match is not None:
+            data = self.nodes.get(match.group(1), UNDEFINED)
+            if not truthy(data):
+                return UNDEFINED
+            return resolve_path(data, match.group(2)) if match.group(2) else data
+        for prefix, context in (("$vars.", {}), ("$workflow.", {}), ("$execution.", self.execution)):
+            if path.startswith(prefix) and len(path) > len(prefix):
+                return context.get(path[len(prefix):], UNDEFINED)
+        match = _ARRAY_REF.fullmatch(path)
+        if match is not None:
+            if not isinstance(source_data, list):
+                return UNDEFINED
+            index = int(match.group(1))
+            if index >= len(source_data):
+                return UNDEFINED
+            target = source_data[index]
+            return resolve_path(target, match.group(2)) if match.group(2) else target
+        if path in ("$json", "json"):
+            return source_data
+        for prefix in ("$json.", "json."):
+            if path.startswith(prefix):
+                path = path[len(prefix):]
+                break
+        return resolve_path(source_data, path)
+
+    def _text(self, key: str, value: Any) -> str:
+        text = self._texts.get(key)
+        if text is None:
+            text = self._texts[key] = stringify({} if value is UNDEFINED or value is None else value)
+        return text
+
+    def _javascript(self, expression: str, source_data: Any) -> Any:
+        if len(expression) > _MAX_JS_LENGTH or _FORBIDDEN.search(expression):
+            return UNDEFINED
+        json_text = (self._text("json", source_data) if source_data is self.context_json
+                     else stringify({} if source_data is UNDEFINED or source_data is None else source_data))
+        node_text = self._text("node", self.nodes) if any(m in expression for m in _NODE_MENTIONS) else None
+        try:
+            return thread_sandbox(self.js_limits).evaluate(
+                expression, json_text, node_text, self._text("execution", self.execution))
+        except JsLimitExceeded as exc:
+            raise ExpressionError(f"expression {{{{ {expression} }}}}: {exc}") from None
+        except JsError:
+            return UNDEFINED  # NodeDrop swallows the error and leaves the text

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from nodedrop_rq.settings import Settings
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from nodedrop_rq.workflow.js import JsLimits
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class Limits:
     allow_private_network: bool = False
     # Non-public networks http-request may still reach (CIDRs, e.g. "10.1.2.0/24"), the SSRF allow-list.
     allowed_networks: tuple[str, ...] = ()
+    # The JavaScript sandbox: time per evaluation, heap and stack of the context.
+    js: JsLimits = field(default_factory=JsLimits)
+    # The Code node's `timeout` parameter is capped at this many milliseconds.
+    code_max_timeout_ms: int = 30_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -42,4 +48,10 @@ class Limits:
             max_response_bytes=settings.max_response_bytes,
             allow_private_network=settings.http_allow_private_network,
             allowed_networks=settings.http_allowed_networks,
+            js=JsLimits(
+                time_limit_ms=settings.js_time_limit_ms,
+                memory_limit_bytes=settings.js_memory_limit_mb * 1024 * 1024,
+                stack_limit_bytes=settings.js_stack_limit_kb * 1024,
+            ),
+            code_max_timeout_ms=settings.code_max_timeout_ms,
         )

@@ -31,8 +31,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from nodedrop_rq.workflow.expression_values import ExpressionError
-from nodedrop_rq.workflow.expressions import Expressions
+from nodedrop_rq.workflow.expressions import ExpressionError, Expressions
 from nodedrop_rq.workflow.limits import Limits
 from nodedrop_rq.workflow.model import Node, Workflow
 from nodedrop_rq.workflow.params import Param
@@ -75,20 +74,22 @@ class NodeContext:
         """The parameter as written in the workflow, expressions unevaluated."""
         return self.node.parameters.get(name, default)
 
-    def parameter(self, name: str, default: Any = None, *, item_index: int = 0) -> Any:
-        """The parameter with its expressions evaluated against input item ``item_index``."""
+    def parameter(self, name: str, default: Any = None, *, item_index: int | None = None) -> Any:
+        """The parameter as NodeDrop's ``getNodeParameter`` gives it (see ``expressions.py``): resolved
+        once for the node, ``$json`` being the input item or, with several, the array of them all. With
+        ``item_index`` (for custom nodes), ``$json`` is that one item's data."""
         try:
-            return self.expressions.render(self.node.parameters.get(name, default), item_index)
+            return self.expressions.parameter(self.node.parameters.get(name, default), item_index)
         except ExpressionError as exc:
             raise ExpressionError(f"parameter '{name}': {exc}") from None
 
-    def parameters(self, *, item_index: int = 0) -> dict[str, Any]:
+    def parameters(self, *, item_index: int | None = None) -> dict[str, Any]:
         return {name: self.parameter(name, item_index=item_index) for name in self.node.parameters}
 
-    def render(self, value: Any, *, item_index: int = 0, label: str | None = None) -> Any:
-        """Any value (e.g. part of a parameter) with its expressions evaluated."""
+    def render(self, value: Any, *, item_index: int | None = None, label: str | None = None) -> Any:
+        """Any value (e.g. part of a parameter) resolved like a parameter."""
         try:
-            return self.expressions.render(value, item_index)
+            return self.expressions.parameter(value, item_index)
         except ExpressionError as exc:
             if label:
                 raise ExpressionError(f"{label}: {exc}") from None
@@ -113,6 +114,8 @@ class NodeType:
     trigger: ClassVar[bool] = False
     # True when execute() never mutates its input items: the engine then skips defensive copies.
     pure: ClassVar[bool] = False
+    # True for a loop: the engine runs the nodes after its "loop" output once per batch (see loop.py).
+    iterates: ClassVar[bool] = False
 
     def output_names(self, parameters: Mapping[str, Any]) -> tuple[str, ...]:
         """Names a connection's ``sourceOutput`` may use, for a node with these parameters."""
@@ -133,8 +136,10 @@ class NodeType:
         return outputs.get(name, [])
 
     def error_item(self, ctx: NodeContext, error: BaseException) -> Item:
-        """The item that replaces the output when the node fails with ``continueOnFail``."""
-        return {"json": {"error": str(error) or type(error).__name__}}
+        """The item that replaces the output when the node fails with ``continueOnFail`` and
+        ``alwaysOutputData`` (NodeDrop's NodeService.executeNode; its JavaScript stack is left out)."""
+        message = str(error) or type(error).__name__
+        return {"json": {"error": message, "errorDetails": {"message": message, "name": "Error"}}}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.type!r}>"

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nodedrop_rq.workflow.expressions import has_expression
 from nodedrop_rq.workflow.problems import join_path
-from nodedrop_rq.workflow.templates import has_expression
 
 JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
 ANY = JSON_TYPES

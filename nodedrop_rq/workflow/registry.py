@@ -25,11 +25,10 @@ log = logging.getLogger(__name__)
 # NodeDrop types this engine will not run, and why. A custom node type registered under one of these
 # names takes precedence (the operator then chose to provide it).
 REFUSED_TYPES: dict[str, str] = {
-    "code": (
-        "the 'code' node runs source code carried by the workflow, and this engine never executes "
-        "workflow-supplied code; use a 'function' node that calls a Python function the operator "
-        "registered (register_function, NODEDROP_FUNCTION_MODULES), or a custom node type "
-        "(entry-point group 'nodedrop_rq.nodes')"
+    "if": (
+        "NodeDrop removed the 'if' node (its export is commented out in backend/src/nodes/index.ts), so "
+        "there is no current behaviour to follow; use 'ifElse' with mode 'simple' and the same "
+        "{key, expression, value} condition"
     ),
 }
 

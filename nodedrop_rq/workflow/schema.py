@@ -91,8 +91,8 @@ def build_schema() -> dict[str, Any]:
                         "description": "Node type; custom types come from the 'nodedrop_rq.nodes' entry points.",
                         "examples": [cls.type for cls in BUILTIN_NODE_TYPES],
                         "not": {
-                            "const": "code",
-                            "description": "workflow-supplied code is never executed; use 'function'",
+                            "const": "if",
+                            "description": "NodeDrop removed the 'if' node; use 'ifElse'",
                         },
                     },
                     "name": {"type": "string", "description": 'Display name; $node["name"] refers to it.'},

@@ -4,7 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodedrop_rq.workflow import Limits, RunResult, normalize_input, parse_workflow, run_workflow
+from nodedrop_rq.workflow import Limits, NodeType, RunResult, normalize_input, parse_workflow, register_node_type
+from nodedrop_rq.workflow import run_workflow as run_workflow
+
+
+class InputTrigger(NodeType):
+    """Emits the execution input unchanged. NodeDrop's triggers wrap it in their own item (see
+    tests/conformance); the engine tests feed items straight to the nodes they test."""
+
+    type = "test-input"
+    inputs = ()
+    trigger = True
+    pure = True
+
+    def execute(self, ctx, inputs):  # type: ignore[no-untyped-def]
+        return {"main": list(ctx.execution_input) or [{"json": {}}]}
+
+
+def register_input_trigger() -> None:
+    register_node_type(InputTrigger, replace=True)
 
 
 def node(
@@ -53,11 +71,12 @@ def workflow(nodes: list[dict], connections: list[dict] | None = None, name: str
 
 
 def trigger(node_id: str = "t") -> dict:
-    return node(node_id, "manual-trigger", "Trigger")
+    return node(node_id, "test-input", "Trigger")
 
 
 def run(doc: dict, input_data: Any = None, *, limits: Limits | None = None, on_event: Any = None) -> RunResult:
     limits = limits or Limits()
+    register_input_trigger()  # again: a test may have reloaded the registry since the fixture ran
     return run_workflow(
         parse_workflow(doc, limits), normalize_input(input_data, limits), limits=limits, on_event=on_event
     )

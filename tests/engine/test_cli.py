@@ -54,10 +54,12 @@ def test_run_failure_exits_1_naming_the_node(cli):
 
 
 def test_run_from_stdin_with_list_input(cli):
-    document = json.dumps({"nodes": [{"id": "t", "type": "manual-trigger"}]})
+    # ManualTrigger.node.ts: with allowCustomData, the first input item becomes customData.
+    document = json.dumps({"nodes": [{"id": "t", "type": "manual-trigger", "parameters": {"allowCustomData": True}}]})
     result = cli("run", "-", "--input", '[{"a": 1}, {"json": {"b": 2}}]', "--json", input=document)
     assert result.exit_code == 0
-    assert json.loads(result.output)["output"] == [{"json": {"a": 1}}, {"json": {"b": 2}}]
+    (item,) = json.loads(result.output)["output"]
+    assert item["json"]["customData"] == {"a": 1} and item["json"]["triggerType"] == "manual"
 
 
 def test_invalid_document_exits_2_listing_every_problem(cli, tmp_path):
@@ -65,7 +67,7 @@ def test_invalid_document_exits_2_listing_every_problem(cli, tmp_path):
     path.write_text(
         json.dumps(
             {
-                "nodes": [{"id": "a", "type": "code"}, {"id": "a", "type": "set"}],
+                "nodes": [{"id": "a", "type": "if"}, {"id": "a", "type": "set"}],
                 "connections": [{"sourceNodeId": "a", "targetNodeId": "zz"}],
             }
         )

@@ -127,32 +127,36 @@ def test_failure_stops_the_run_and_skips_the_rest():
     assert failed.error == "bad" and failed.duration_ms is not None and failed.node_type == "stop-and-error"
 
 
-def test_continue_on_fail_turns_the_error_into_items():
+def test_continue_on_fail_with_always_output_data_turns_the_error_into_an_item():
+    # NodeService.executeNode (NodeDrop) continues only when both settings are on.
+    both = {"continueOnFail": True, "alwaysOutputData": True}
     doc = workflow(
         [
             trigger(),
-            node("boom", "stop-and-error", errorMessage="bad {{ $json.x }}", settings={"continueOnFail": True}),
-            node("after", "data-preview"),
+            node("boom", "stop-and-error", errorMessage="bad {{ $json.x }}", settings=both),
+            node("after", "set"),
         ]
     )
     result = run(doc, {"x": 1})
     assert result.status == "succeeded"
     assert result.nodes["boom"].status == "succeeded" and result.nodes["boom"].error == "bad 1"
-    assert out(result, "after") == [{"error": "bad 1"}]
+    assert out(result, "after") == [{"error": "bad 1", "errorDetails": {"message": "bad 1", "name": "Error"}}]
+    for alone in ({"continueOnFail": True}, {"alwaysOutputData": True}):
+        doc["nodes"][1]["settings"] = alone
+        failed = run(doc, {"x": 1})
+        assert failed.status == "failed" and failed.nodes["after"].status == "skipped"
 
 
-def test_always_output_data_emits_one_empty_item():
+def test_always_output_data_alone_changes_nothing_on_success():
     doc = workflow(
         [
             trigger(),
             node("j", "json", jsonData="[]", settings={"alwaysOutputData": True}),
-            node("after", "data-preview"),
+            node("after", "set"),
         ]
     )
     result = run(doc)
-    assert out(result, "j") == [{}] and out(result, "after") == [{}]
-    doc["nodes"][1]["settings"] = {}
-    assert run(doc).nodes["after"].status == "skipped"
+    assert out(result, "j") == [] and result.nodes["after"].status == "skipped"
 
 
 def test_timeout_fails_the_node_and_stops_its_sleep():
@@ -168,10 +172,11 @@ def test_timeout_fails_the_node_and_stops_its_sleep():
 
 
 def test_timeout_with_continue_on_fail():
-    doc = workflow([trigger(), node("slow", "delay", amount=30, settings={"timeout": 50, "continueOnFail": True})])
+    settings = {"timeout": 50, "continueOnFail": True, "alwaysOutputData": True}
+    doc = workflow([trigger(), node("slow", "delay", amount=30, settings=settings)])
     result = run(doc)
     assert result.status == "succeeded"
-    assert out(result, "slow") == [{"error": "node timed out after 50 ms"}]
+    assert out(result, "slow")[0]["error"] == "node timed out after 50 ms"
 
 
 def test_on_event_exceptions_propagate_immediately():
@@ -221,7 +226,7 @@ def test_output_of_several_leaves_in_execution_order():
 
 
 def test_output_item_limit():
-    doc = workflow([trigger(), node("j", "json", jsonData="{{ [1, 2, 3] + [4] }}")])
+    doc = workflow([trigger(), node("j", "json", jsonData="{{ [1, 2, 3].concat([4]) }}")])
     result = run(doc, limits=Limits(max_items=3))
     assert result.status == "failed" and "limit is 3" in result.error.message
 
@@ -242,7 +247,9 @@ def test_execution_id_and_workflow_name_in_expressions():
         name="Flow",
     )
     result = run_workflow(parse_workflow(doc), [], execution_id="exec-1")
-    assert out(result, "s") == [{"e": "exec-1", "w": "Flow"}]
+    # NodeDrop's backend puts no $workflow in the expression context (SecureExecutionService), so the
+    # reference stays as text there and here.
+    assert out(result, "s") == [{"e": "exec-1", "w": "{{ $workflow.name }}"}]
 
 
 class Mutator(NodeType):

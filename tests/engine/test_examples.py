@@ -38,6 +38,7 @@ def test_example_parses_and_runs(path):
 
 def test_order_routing_routes_by_total():
     workflow = parse_workflow(load(EXAMPLES[0].parent / "order-routing.json"))
+    # The manual trigger's customData is the first input item (allowCustomData).
     big = run_workflow(workflow, [{"json": {"price": 50, "quantity": 3}}])
     assert big.output[0]["json"]["lane"] == "priority"
     assert big.nodes["node-standard"].status == "skipped"
@@ -72,7 +73,7 @@ def test_schema_rejects_bad_shapes():
     assert validator.is_valid({"nodes": [good_node]})
     assert not validator.is_valid({"nodes": []})
     assert not validator.is_valid({"nodes": [{"id": "a"}]})
-    assert not validator.is_valid({"nodes": [{"id": "a", "type": "code"}]})
+    assert not validator.is_valid({"nodes": [{"id": "a", "type": "if"}]})
     assert not validator.is_valid({"nodes": [dict(good_node, parameters={"mode": "zip"})]})
     assert validator.is_valid({"nodes": [dict(good_node, parameters={"mode": "{{ $json.mode }}"})]})
     assert not validator.is_valid({"nodes": [good_node], "connections": [{"sourceNodeId": "a"}]})

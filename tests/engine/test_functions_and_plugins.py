@@ -160,8 +160,8 @@ def test_custom_type_may_provide_code(monkeypatch):
         assert out(run(workflow([trigger(), node("c", "code", code="ignored")])), "c") == [{"handled": "by operator"}]
     finally:
         registry.unregister_node_type("code")
-    with pytest.raises(WorkflowInvalid):
-        parse_workflow(workflow([trigger(), node("c", "code")]))
+    # Unregistered, the built-in Code node (JavaScript in the sandbox) is back.
+    assert out(run(workflow([trigger(), node("c", "code", code="return {n: 1}")])), "c") == [{"n": 1}]
 
 
 @pytest.mark.parametrize("timeout_ms", [None, 5000])

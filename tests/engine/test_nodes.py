@@ -15,18 +15,25 @@ def one(type_, input_data=None, limits=None, settings=None, **params):
 # --- triggers -------------------------------------------------------------------------------------
 
 
+# Field by field against NodeDrop's trigger nodes in tests/conformance; these check the input's part.
+
+
 @pytest.mark.parametrize("type_", ["manual-trigger", "webhook-trigger", "schedule-trigger"])
-def test_triggers_emit_input_or_one_empty_item(type_):
+def test_triggers_emit_one_item_whatever_the_input(type_):
     doc = workflow([node("t", type_)])
-    assert out(run(doc), "t") == [{}]
-    assert out(run(doc, {"a": 1}), "t") == [{"a": 1}]
-    assert out(run(doc, [{"json": {"a": 1}}, {"b": 2}]), "t") == [{"a": 1}, {"b": 2}]
+    for data in (None, {"a": 1}, [{"json": {"a": 1}}, {"b": 2}]):
+        (item,) = out(run(doc, data), "t")
+        assert "a" not in item and ("triggerType" in item or "method" in item)
 
 
-def test_manual_trigger_default_data():
+def test_manual_trigger_custom_and_default_data():
     doc = workflow([node("t", "manual-trigger", allowCustomData=True, defaultData='{"x": 1}')])
-    assert out(run(doc), "t") == [{"x": 1}]
-    assert out(run(doc, {"y": 2}), "t") == [{"y": 2}]
+    assert out(run(doc), "t")[0]["customData"] == {"x": 1}
+    assert out(run(doc, [{"y": 2}, {"z": 3}]), "t")[0]["customData"] == {"y": 2}
+    assert out(run(doc, {"a": 1, "constructor": 1}), "t")[0]["customData"] == {"a": 1}
+    small = workflow([node("t", "manual-trigger", allowCustomData=True, maxDataSize=5)])
+    refused = run(small, {"long": "x" * 10})
+    assert refused.status == "failed" and "Trigger data validation failed: Data size" in refused.error.message
 
 
 # --- set ------------------------------------------------------------------------------------------
@@ -53,18 +60,19 @@ def test_set_nested_paths_and_row_shapes():
     ]
 
 
-def test_set_evaluates_per_item_and_does_not_touch_its_input():
+def test_set_resolves_once_and_does_not_touch_its_input():
+    # Set.node.ts: `values` is resolved once; with several items $json is their array.
     result = one(
         "set",
         [{"n": 1, "deep": {"a": 1}}, {"n": 2, "deep": {"a": 2}}],
         values=[
-            {"keyValue": {"key": "double", "value": "{{ $json.n * 2 }}"}},
+            {"keyValue": {"key": "second", "value": "{{ $json[1].n * 2 }}"}},
             {"keyValue": {"key": "deep.b", "value": "{{ $json.deep.a }}"}},
         ],
     )
     assert out(result, "n") == [
-        {"n": 1, "deep": {"a": 1, "b": 1}, "double": 2},
-        {"n": 2, "deep": {"a": 2, "b": 2}, "double": 4},
+        {"n": 1, "deep": {"a": 1, "b": "{{ $json.deep.a }}"}, "second": 4},
+        {"n": 2, "deep": {"a": 2, "b": "{{ $json.deep.a }}"}, "second": 4},
     ]
     assert out(result, "t") == [{"n": 1, "deep": {"a": 1}}, {"n": 2, "deep": {"a": 2}}]
 
@@ -150,9 +158,11 @@ def test_if_else_combine_and_grouped():
     assert false == [{"a": 3, "b": 2}]
 
 
-def test_legacy_if_node():
-    true, _ = branches(one("if", {"x": "y"}, condition={"key": "x", "expression": "equal", "value": "y"}))
-    assert true == [{"x": "y"}]
+def test_removed_if_node_is_refused():
+    from nodedrop_rq.workflow import WorkflowInvalid
+
+    with pytest.raises(WorkflowInvalid, match="NodeDrop removed the 'if' node"):
+        one("if", {"x": "y"}, condition={"key": "x", "expression": "equal", "value": "y"})
 
 
 # --- switch ---------------------------------------------------------------------------------------
@@ -173,7 +183,7 @@ def switch_doc(rules, *outputs):
     nodes = [trigger(), node("sw", "switch", mode="rules", outputs=rules)]
     connections = [conn("t", "sw")]
     for index, name in enumerate(outputs):
-        nodes.append(node(f"o{index}", "data-preview"))
+        nodes.append(node(f"o{index}", "set"))
         connections.append(conn("sw", f"o{index}", output=name))
     return workflow(nodes, connections)
 
@@ -215,7 +225,7 @@ def test_switch_operations_and_legacy_rule_shape():
 def test_switch_without_rules_and_expression_mode():
     result = run(
         workflow(
-            [trigger(), node("sw", "switch", outputs=[]), node("p", "data-preview")], [conn("t", "sw"), conn("sw", "p")]
+            [trigger(), node("sw", "switch", outputs=[]), node("p", "set")], [conn("t", "sw"), conn("sw", "p")]
         ),
         [{"a": 1}],
     )
@@ -224,9 +234,9 @@ def test_switch_without_rules_and_expression_mode():
         [
             trigger(),
             node("sw", "switch", mode="expression", expression="priority"),
-            node("p0", "data-preview"),
-            node("p2", "data-preview"),
-            node("all", "data-preview"),
+            node("p0", "set"),
+            node("p2", "set"),
+            node("all", "set"),
         ],
         [conn("t", "sw"), conn("sw", "p0", "output0"), conn("sw", "p2", "output2"), conn("sw", "all")],
     )
@@ -276,12 +286,14 @@ def test_merge_modes():
 
 def test_json_node():
     assert out(one("json", jsonData='{"a": 1}'), "n") == [{"a": 1}]
-    assert out(one("json", jsonData=[{"a": 1}, 2]), "n") == [{"a": 1}, {"value": 2}]
+    assert out(one("json", jsonData=[{"a": 1}, 2]), "n") == [{"a": 1}, 2]
     assert out(one("json", {"who": "Ada"}, jsonData='{"greeting": "hi {{ $json.who }}"}'), "n") == [
         {"greeting": "hi Ada"}
     ]
-    result = one("json", {"bad": "x"}, jsonData='{{ "{" + $json.bad }}')
+    result = one("json", {"bad": "x"}, jsonData='{{ "[" + $json.bad }}')
     assert result.status == "failed" and "Invalid JSON data" in result.error.message
+    pairs = [{"keyValue": {"key": "user.name", "value": "=Ada"}}, {"values": {"keyValue": {"key": "=n", "value": 1}}}]
+    assert out(one("json", mode="keyValue", keyValuePairs=pairs), "n") == [{"user": {"name": "Ada"}, "n": 1}]
 
 
 def test_split_modes():
@@ -315,8 +327,8 @@ def test_loop_branches_feed_different_nodes():
         [
             trigger(),
             node("l", "loop", loopOver="repeat", repeatTimes=2),
-            node("each", "data-preview"),
-            node("after", "data-preview"),
+            node("each", "set"),
+            node("after", "set"),
         ],
         [conn("t", "l"), conn("l", "each", "loop"), conn("l", "after", "done")],
     )
@@ -325,8 +337,52 @@ def test_loop_branches_feed_different_nodes():
     assert out(result, "after") == [{"completed": True, "totalIterations": 2}]
 
 
-def test_data_preview_passes_through():
-    assert out(one("data-preview", [{"a": 1}, {"b": 2}]), "n") == [{"a": 1}, {"b": 2}]
+def test_loop_body_runs_once_per_batch_in_sequence():
+    # RealtimeExecutionEngine.executeLoopNode (NodeDrop): the nodes after `loop` run per batch, and only
+    # then does `done` reach its nodes.
+    doc = workflow(
+        [
+            trigger(),
+            node("l", "loop", loopOver="repeat", repeatTimes=3, batchSize=1),
+            node("wait", "delay", amount=30, timeUnit="milliseconds"),
+            node("each", "set", values=[{"keyValue": {"key": "seen", "value": "{{ $json.iteration }}"}}]),
+            node("after", "set", values=[{"keyValue": {"key": "last", "value": "{{ $node[\"each\"].seen }}"}}]),
+        ],
+        [conn("t", "l"), conn("l", "wait", "loop"), conn("wait", "each"), conn("l", "after", "done")],
+    )
+    events = []
+    result = run(doc, on_event=events.append)
+    started = [e.node_id for e in events if e.kind == "node-started"]
+    assert started == ["t", "l", "wait", "each", "wait", "each", "wait", "each", "after"]
+    waits = [e for e in events if e.kind == "node-completed" and e.node_id == "wait"]
+    assert len(waits) == 3 and all(e.duration_ms >= 25 for e in waits)  # the delay slept each time
+    assert [d["seen"] for d in out(result, "each")] == [1, 2, 3]
+    # $node after the loop sees the last iteration, as NodeDrop's nodeOutputs (overwritten per run).
+    assert out(result, "after")[0]["last"] == 3
+    assert result.nodes["wait"].output_count == 3
+
+
+def test_a_failing_loop_body_stops_the_loop():
+    doc = workflow(
+        [
+            trigger(),
+            node("l", "loop", loopOver="repeat", repeatTimes=3),
+            node("boom", "code", code="if (items[0].iteration === 2) throw new Error('at 2'); return items;"),
+            node("after", "set"),
+        ],
+        [conn("t", "l"), conn("l", "boom", "loop"), conn("l", "after", "done")],
+    )
+    events = []
+    result = run(doc, on_event=events.append)
+    assert result.status == "failed" and "at 2" in result.error.message
+    assert [e.kind for e in events if e.node_id == "boom"] == ["node-started", "node-completed", "node-started",
+                                                               "node-failed"]
+    assert result.nodes["after"].status == "skipped"
+
+
+def test_data_preview_outputs_one_preview_record():
+    (record,) = out(one("data-preview", [{"a": 1}, {"b": 2}], previewFormat="json-compact"), "n")
+    assert record["preview"] == '[{"a":1},{"b":2}]' and record["metadata"]["inputItems"] == 2
 
 
 def test_stop_and_error():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from nodedrop_rq.workflow.nodes.code import CodeNode
 from nodedrop_rq.workflow.nodes.function import FunctionNode
 from nodedrop_rq.workflow.nodes.http_request import HttpRequestNode
-from nodedrop_rq.workflow.nodes.if_else import IfElseNode, IfNode
+from nodedrop_rq.workflow.nodes.if_else import IfElseNode
 from nodedrop_rq.workflow.nodes.json_data import JsonNode
 from nodedrop_rq.workflow.nodes.loop import LoopNode
 from nodedrop_rq.workflow.nodes.merge import MergeNode
@@ -22,7 +23,6 @@ BUILTIN_NODE_TYPES = (
     ScheduleTrigger,
     SetNode,
     IfElseNode,
-    IfNode,
     SwitchNode,
     MergeNode,
     JsonNode,
@@ -34,6 +34,7 @@ BUILTIN_NODE_TYPES = (
     DataPreviewNode,
     StopAndErrorNode,
     FunctionNode,
+    CodeNode,
 )
 
 __all__ = ["BUILTIN_NODE_TYPES"]

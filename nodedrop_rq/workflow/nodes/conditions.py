@@ -1,4 +1,7 @@
-"""Condition rows ``{"key", "expression", "value"}`` shared by ``ifElse``/``if`` and ``switch``.
+"""Condition rows ``{"key", "expression", "value"}`` shared by ``ifElse`` and ``switch``.
+
+:func:`field_value` and :func:`compare` are NodeDrop's current IfElse/Switch logic; :func:`test_condition`
+and :func:`evaluate` are the Switch format from before December 2025 (``outputs`` rules).
 
 ``key`` names the field to test (``status``, ``user.address.city``, ``items[0].id``) or is
 ``{{json.field}}``; any other expression in it is evaluated and its value tested. ``value`` is the
@@ -8,15 +11,17 @@ text operations compare ``String(x)``, larger/smaller compare ``Number(x)``.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
 
-from nodedrop_rq.workflow.expression_values import to_text
+from nodedrop_rq.workflow.expressions import has_expression
+from nodedrop_rq.workflow.js import UNDEFINED, JsError, JsLimits, thread_sandbox
+from nodedrop_rq.workflow.js.values import member, to_text
 from nodedrop_rq.workflow.node_type import NodeContext
 from nodedrop_rq.workflow.nodes.items import MISSING, data_of, get_path
 from nodedrop_rq.workflow.params import Param, any_value, obj, options
-from nodedrop_rq.workflow.templates import has_expression
 
 IF_OPERATIONS = (
     "equal",
@@ -66,7 +71,9 @@ _ALIASES = {
 MAX_PATTERN_LENGTH = 1000
 MAX_REGEX_SUBJECT = 100_000
 
-# A key written as {{json.path}} / {{$json.path}} is a path into the item (NodeDrop's own matching).
+# The pattern NodeDrop's IfElse and Switch look for in a key (no spaces, no $).
+_NODE_TEMPLATE_KEY = re.compile(r"\{\{json(?:\[\d+\])?\.([\w.\[\]]+)\}\}")
+# Legacy switch format: a key written as {{json.path}} / {{$json.path}} is a path into the item.
 _TEMPLATE_KEY = re.compile(r"^\s*=?\{\{\s*\$?json(?:\[\d+\])?\.([\w.\[\]]+)\s*\}\}\s*$")
 
 
@@ -78,20 +85,104 @@ def js_string(value: Any) -> str:
     return "" if value is MISSING else to_text(value)
 
 
+_JS_DECIMAL = re.compile(r"[+-]?(Infinity|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)")
+_JS_RADIX = re.compile(r"0([xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)")
+
+
 def js_number(value: Any) -> float:
-    if value is MISSING or value is None:
-        return math.nan if value is MISSING else 0.0
+    """JavaScript's ``Number(value)``."""
+    if value is MISSING or value is UNDEFINED:
+        return math.nan
+    if value is None:
+        return 0.0
     if isinstance(value, (bool, int, float)):
         return float(value)
+    if isinstance(value, list):
+        return 0.0 if not value else js_number(to_text(value[0])) if len(value) == 1 else math.nan
     if isinstance(value, str):
         text = value.strip()
         if not text:
             return 0.0
-        try:
-            return float(text)
-        except ValueError:
-            return math.nan
+        if _JS_DECIMAL.fullmatch(text):
+            return float(text.replace("Infinity", "inf"))
+        if _JS_RADIX.fullmatch(text):
+            return float(int(text, 0))
+        return math.nan
     return math.nan
+
+
+def field_value(item: Any, key: Any) -> Any:
+    """What IfElse and Switch (IfElse.node.ts / Switch.node.ts, their inner ``resolveValue``) test for a
+    condition key that ``getNodeParameter`` already resolved: a ``{{json.path}}`` left in it is read from
+    the item, a field name is read too, and anything else that is no field is the literal text."""
+    if not isinstance(key, str):
+        # NodeDrop calls key.match() here and fails with a TypeError when the resolved key is a number or
+        # a boolean; the value itself is the sensible reading (README, deliberate differences).
+        return key
+    match = _NODE_TEMPLATE_KEY.search(key)
+    if match:
+        return _plain_path(item, match.group(1))
+    resolved = _plain_path(item, key)
+    if resolved is UNDEFINED and "." not in key:
+        return key
+    return resolved
+
+
+def _plain_path(item: Any, path: str) -> Any:
+    if not path:
+        return UNDEFINED
+    current = item
+    for key in re.sub(r"\[(\d+)\]", r".\1", path).split("."):
+        if current is UNDEFINED or current is None:
+            return UNDEFINED
+        current = member(current, key)
+    return current
+
+
+def compare(operation: Any, value1: Any, value2: Any) -> bool:
+    """NodeDrop's ``evaluateSingleCondition`` (IfElse.node.ts, Switch.node.ts)."""
+    left = "" if value1 is UNDEFINED or value1 is None else to_text(value1)
+    right = "" if value2 is UNDEFINED or value2 is None else to_text(value2)
+    if operation == "equal":
+        return left == right
+    if operation == "notEqual":
+        return left != right
+    if operation in ("larger", "largerEqual", "smaller", "smallerEqual"):
+        a, b = js_number(value1), js_number(value2)
+        if math.isnan(a) or math.isnan(b):
+            return False
+        return {"larger": a > b, "largerEqual": a >= b, "smaller": a < b, "smallerEqual": a <= b}[operation]
+    if operation == "contains":
+        return right in left
+    if operation == "notContains":
+        return right not in left
+    if operation == "startsWith":
+        return left.startswith(right)
+    if operation == "endsWith":
+        return left.endswith(right)
+    if operation == "isEmpty":
+        return not left or _js_trim(left) == ""
+    if operation == "isNotEmpty":
+        return bool(left) and _js_trim(left) != ""
+    if operation == "regex":
+        return js_regex_test(right, left)
+    raise ValueError(f"Unknown operation: {to_text(operation)}")
+
+
+def _js_trim(text: str) -> str:
+    return text.strip(" \t\n\r\v\f\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+                      "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff")
+
+
+def js_regex_test(pattern: str, subject: str) -> bool:
+    """``new RegExp(pattern).test(subject)``, run in the JavaScript sandbox so the dialect is JS's."""
+    sandbox = thread_sandbox(JsLimits())
+    try:
+        result = sandbox.evaluate("new RegExp($json.p).test($json.s)",
+                                  json.dumps({"p": pattern, "s": subject[:MAX_REGEX_SUBJECT]}), None, "{}")
+    except JsError:
+        raise ValueError(f"Invalid regex pattern: {pattern}") from None
+    return result is True
 
 
 def pattern_problem(pattern: Any) -> str | None:

@@ -39,7 +39,8 @@ class FunctionNode(NodeType):
                 f"no Python function is registered as {name!r} (registered: {known}); the operator "
                 "registers them with register_function() in a module listed in NODEDROP_FUNCTION_MODULES"
             )
-        result = fn(ctx.items, ctx.parameters())
+        # Our own node, not NodeDrop's: $json is the first item even when there are several.
+        result = fn(ctx.items, ctx.parameters(item_index=0))
         if result is None:
             result = []
         elif isinstance(result, dict):

@@ -4,12 +4,14 @@ Parameters as in NodeDrop: ``method``, ``url``, ``headers`` (object or JSON text
 POST/PUT/PATCH: text as-is, an object/array as JSON), ``timeout`` (ms, default 30000),
 ``followRedirects``, ``maxRedirects``, ``responseFormat`` (``dataOnly``: the response body is the
 item; ``fullResponse``: ``{status, statusText, headers, data, responseTime, url, ok}``). A JSON
-content type is parsed, anything else is text; a body that is not an object becomes ``{"data": body}``
-(NodeDrop puts arrays and text in the item as they are).
+content type is parsed, anything else is text; either is the item's json as it is (an array or a
+string too, as in NodeDrop).
 
 One request per node run, with expressions evaluated against the first input item (as NodeDrop).
-A non-2xx status fails the node unless the node's ``alwaysOutputData`` setting is on. No retries
-(the queue retries whole executions). Credentials (``authentication``) are not supported.
+A non-2xx status fails the node unless the node's ``alwaysOutputData`` setting is on. With the
+``continueOnFail`` setting alone, a failure gives NodeDrop's item ``{error: true, errorMessage, errorType,
+statusCode, url, method, timestamp, details}``. No retries (NodeDrop retries 3 times in the node; here the
+queue retries whole executions). Credentials (``authentication``) are not supported.
 
 Only http/https. Loopback, private, link-local and other non-public addresses are refused (checked for
 every address the host resolves to, and again after each redirect) unless
@@ -137,7 +139,7 @@ class HttpRequestNode(NodeType):
             return [("url", f"only http:// and https:// URLs are allowed, got {url!r}")]
         return []
 
-    def execute(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
+    def request(self, ctx: NodeContext) -> Outputs:
         method = str(ctx.parameter("method", "GET")).upper()
         if method not in METHODS:
             raise HttpRequestError(f"unsupported method {method!r}", error_type="VALIDATION_ERROR")
@@ -199,18 +201,28 @@ class HttpRequestNode(NodeType):
                     "ok": response.is_success,
                 }
             }
-        return {"json": data if isinstance(data, dict) else {"data": data}}
+        # HttpRequest.node.ts returns `{json: result}` whatever the body is: text and arrays included.
+        return {"json": data}
+
+    def execute(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
+        try:
+            return self.request(ctx)
+        except Exception as exc:
+            # HttpRequest.node.ts reads continueOnFail from its settings itself, alone enough.
+            if not ctx.node.continue_on_fail:
+                raise
+            return {"main": [self.error_item(ctx, exc)]}
 
     def error_item(self, ctx: NodeContext, error: BaseException) -> Item:
-        # NodeDrop's continueOnFail item for this node, with `error` holding the message.
         return {
             "json": {
-                "error": str(error),
-                "errorMessage": str(error),
+                "error": True,
+                "errorMessage": str(error) or "Request failed",
                 "errorType": getattr(error, "error_type", "UNKNOWN_ERROR"),
                 "statusCode": getattr(error, "status", None),
                 "url": ctx.node.parameters.get("url"),
                 "method": ctx.node.parameters.get("method", "GET"),
                 "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "details": {},
             }
         }

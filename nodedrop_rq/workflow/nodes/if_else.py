@@ -1,10 +1,16 @@
-"""``ifElse`` (and NodeDrop's legacy ``if``): route the items to ``true`` or ``false``.
+"""``ifElse``: route the items to ``true`` or ``false`` (NodeDrop's IfElse.node.ts).
 
 As in NodeDrop, the condition is evaluated once, against the FIRST input item, and all items go down
 the chosen branch (to route item by item, put a ``switch`` in front, or a ``loop``). Modes: ``simple``
 (one ``condition``), ``combine`` (``conditions`` joined by ``combineOperation`` AND/OR) and
 ``grouped`` (``conditionGroups``, each with its own ``groupOperation``, joined by ``combineGroups``).
-An empty list of conditions or groups routes to ``false``.
+An empty list of conditions or groups routes to ``false``. Conditions are parameters, so
+``{{ ... }}`` in them is resolved first (with one input item, ``{{json.amount}}`` is already the value);
+a key left as ``{{json.path}}`` (several items) or naming a field is read from the first item, any other
+key is a literal. Comparisons are JavaScript's: text for equality and text tests, ``Number()`` for
+larger/smaller, ``new RegExp`` for regex.
+
+NodeDrop's removed ``if`` node is refused at validation (``registry.REFUSED_TYPES``).
 """
 
 from __future__ import annotations
@@ -12,15 +18,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nodedrop_rq.workflow.js import UNDEFINED
 from nodedrop_rq.workflow.limits import Limits
 from nodedrop_rq.workflow.node_type import Inputs, NodeContext, NodeType, Outputs
 from nodedrop_rq.workflow.nodes.conditions import (
     IF_OPERATIONS,
+    compare,
     condition_of,
     condition_spec,
+    field_value,
     pattern_problem,
-    test_condition,
 )
+from nodedrop_rq.workflow.nodes.items import data_of
 from nodedrop_rq.workflow.params import array, obj, options
 from nodedrop_rq.workflow.problems import join_path
 
@@ -74,37 +83,42 @@ class IfElseNode(NodeType):
         return problems
 
     def decide(self, ctx: NodeContext) -> bool:
-        mode = ctx.raw_parameter("mode", "simple")
+        """IfElse.node.ts execute: conditions resolved as parameters, tested against the first item."""
+        first = data_of(ctx.items[0]) if ctx.items else UNDEFINED
+
+        def test(condition: Mapping[str, Any]) -> bool:
+            key = condition.get("key", UNDEFINED)
+            value = field_value(first, key) if first is not UNDEFINED else key
+            return compare(condition.get("expression"), value, condition.get("value", UNDEFINED))
+
+        mode = ctx.parameter("mode", "simple")
+        if mode == "simple":
+            condition = ctx.parameter("condition")
+            if not isinstance(condition, dict):
+                raise ValueError("simple mode needs a condition {key, expression, value}")
+            return test(condition)
         if mode == "combine":
-            rows = ctx.raw_parameter("conditions", []) or []
-            conditions = [c for c in (condition_of(r) for r in rows) if c is not None]
-            results = [test_condition(ctx, c, 0) for c in conditions]
+            rows = ctx.parameter("conditions", [])
+            if not rows:
+                return False
+            results = [test(c) for c in (condition_of(r) for r in rows) if c is not None]
             return _combine(results, ctx.parameter("combineOperation", "AND"))
-        if mode == "grouped":
-            results = []
-            for group in ctx.raw_parameter("conditionGroups", []) or []:
-                body = group.get("values", group) if isinstance(group, dict) else {}
-                rows = body.get("conditions") or []
-                conditions = [c for c in (condition_of(r) for r in rows) if c is not None]
-                group_results = [test_condition(ctx, c, 0) for c in conditions]
-                results.append(_combine(group_results, str(body.get("groupOperation", "OR"))))
-            return _combine(results, ctx.parameter("combineGroups", "AND"))
-        condition = ctx.raw_parameter("condition") or {}
-        return test_condition(ctx, condition, 0)
+        groups = ctx.parameter("conditionGroups", [])
+        if not groups:
+            return False
+        results = []
+        for group in groups:
+            body = group.get("values", group) if isinstance(group, dict) else {}
+            rows = body.get("conditions") or []
+            if not rows:
+                results.append(False)
+                continue
+            group_results = [test(c) for c in (condition_of(r) for r in rows) if c is not None]
+            results.append(_combine(group_results, body.get("groupOperation") or "OR"))
+        return _combine(results, ctx.parameter("combineGroups", "AND"))
 
     def execute(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
-        items = list(ctx.items)
+        items = [{"json": data_of(item)} for item in ctx.items]
         if self.decide(ctx):
             return {"true": items, "false": []}
         return {"true": [], "false": items}
-
-
-class IfNode(IfElseNode):
-    """NodeDrop's older ``if`` node: one ``condition``, outputs ``true``/``false``."""
-
-    type = "if"
-    display_name = "If"
-    params = {"condition": CONDITION}
-
-    def decide(self, ctx: NodeContext) -> bool:
-        return test_condition(ctx, ctx.raw_parameter("condition") or {}, 0)

@@ -22,6 +22,15 @@ def as_object(value: Any) -> dict:
     return value if isinstance(value, dict) else {"value": value}
 
 
+def spread(value: Any) -> dict:
+    """``{...value}`` in JavaScript: objects copy, strings and arrays become index keys, the rest ``{}``."""
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, (str, list)):
+        return {str(i): v for i, v in enumerate(value)}
+    return {}
+
+
 def wrap(value: Any) -> dict:
     return {"json": as_object(value)}
 

@@ -1,12 +1,11 @@
-"""``loop`` (NodeDrop's Loop node), unrolled for a DAG engine.
+"""``loop`` (NodeDrop's Loop.node.ts): iterations in sequence.
 
-NodeDrop re-runs the nodes after ``loop`` once per iteration. A workflow here is a DAG (no cycles,
-each node runs once), so the loop is unrolled: ``loop`` carries every iteration's items at once, each
-annotated as NodeDrop annotates them (``$index``, ``$iteration``, ``$total``, ``$isFirst``,
-``$isLast``, ``$batchIndex``, ``$batchSize``), and ``done`` carries NodeDrop's completion item
-``{"completed": true, "totalIterations": n}``. Item-by-item nodes after ``loop`` (set, switch,
-http-request per item via expressions, ...) behave the same; nodes that act on the whole batch
-(a ``delay`` sleeps once, an ``ifElse`` tests the first item) see all iterations together.
+The node computes its batches of ``batchSize`` items, each item annotated as NodeDrop annotates it
+(``$index``, ``$iteration``, ``$total``, ``$isFirst``, ``$isLast``, ``$batchIndex``, ``$batchSize``). The
+engine then runs the nodes after the ``loop`` output once per batch, one batch after the other (a
+``delay`` in the body sleeps once per iteration), like NodeDrop's ``executeLoopNode``; ``done`` then
+carries ``{"completed": true, "totalIterations": n}`` to the nodes after it. The recorded output of the
+``loop`` output lists every iteration's items.
 
 ``loopOver``: ``items`` (the input items), ``field`` (the array at ``fieldName`` in the first item) or
 ``repeat`` (``repeatTimes`` items ``{"iteration", "index", "total"}``).
@@ -19,7 +18,7 @@ from typing import Any
 
 from nodedrop_rq.workflow.limits import Limits
 from nodedrop_rq.workflow.node_type import Inputs, NodeContext, NodeType, Outputs
-from nodedrop_rq.workflow.nodes.items import MISSING, as_object, data_of, get_path
+from nodedrop_rq.workflow.nodes.items import MISSING, data_of, get_path, spread
 from nodedrop_rq.workflow.params import number, options, string
 
 MAX_REPEAT = 100_000
@@ -31,6 +30,8 @@ class LoopNode(NodeType):
     description = "Emit every iteration's items on 'loop' and a completion item on 'done'."
     outputs = ("loop", "done")
     pure = True
+    # The engine runs the nodes after `loop` once per batch (engine._Run.iterate).
+    iterates = True
     params = {
         "loopOver": options("items", "field", "repeat"),
         "repeatTimes": number(),
@@ -85,7 +86,7 @@ class LoopNode(NodeType):
             loop_items.append(
                 {
                     "json": {
-                        **as_object(value),
+                        **spread(value),
                         "$index": index,
                         "$iteration": index + 1,
                         "$total": total,
@@ -98,3 +99,12 @@ class LoopNode(NodeType):
             )
         done = [{"json": {"completed": True, "totalIterations": total}}]
         return {"loop": loop_items, "done": done}
+
+    def batches(self, loop_items: list[dict]) -> list[list[dict]]:
+        """The ``loop`` items of :meth:`execute`, batch by batch."""
+        batches: list[list[dict]] = []
+        for item in loop_items:
+            if item["json"].get("$batchIndex") == 0 or not batches:
+                batches.append([])
+            batches[-1].append(item)
+        return batches

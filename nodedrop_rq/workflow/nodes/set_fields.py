@@ -2,9 +2,8 @@
 
 ``values`` is a list of rows ``{"keyValue": {"key": "user.address.city", "value": ...}}`` (NodeDrop
 also nests rows as ``{"values": {"keyValue": ...}}``; a flat ``{"key", "value"}`` row works too).
-Keys are dotted paths (``items[0].name`` works). Expressions in keys and values are evaluated per
-item, with ``$json`` the item being changed (NodeDrop evaluates them once, against the first item;
-for a single item the result is the same). With no input items, one item is built from scratch.
+Keys are dotted paths (``items[0].name`` works). As in NodeDrop, ``values`` is resolved once for the
+node and the same fields are set on every item; with no input items, one item is built from scratch.
 """
 
 from __future__ import annotations
@@ -13,9 +12,11 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from nodedrop_rq.workflow.js import UNDEFINED
+from nodedrop_rq.workflow.js.values import to_text, truthy
 from nodedrop_rq.workflow.limits import Limits
 from nodedrop_rq.workflow.node_type import Inputs, NodeContext, NodeType, Outputs
-from nodedrop_rq.workflow.nodes.items import as_object, data_of, set_path
+from nodedrop_rq.workflow.nodes.items import data_of, set_path, spread
 from nodedrop_rq.workflow.params import any_value, array, obj, string
 from nodedrop_rq.workflow.problems import join_path
 
@@ -56,18 +57,17 @@ class SetNode(NodeType):
         return problems
 
     def execute(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
-        rows = [row_key_value(row)[0] for row in ctx.raw_parameter("values", []) or []]
-        rows = [r for r in rows if r is not None]
-        items = ctx.items or [{"json": {}}]
+        # NodeDrop resolves `values` once for the node (Set.node.ts execute): with several input items
+        # `$json` is their array, so `{{ $json.x }}` stays text and `{{ $json[1].x }}` reads item 1.
+        rows = ctx.parameter("values", [])
+        if not isinstance(rows, list):
+            raise ValueError("values must be a list of {keyValue: {key, value}} rows")
+        pairs = [row_key_value(row)[0] for row in rows]
+        pairs = [p for p in pairs if p is not None and truthy(p.get("key", UNDEFINED))]
         out = []
-        for index, item in enumerate(items):
-            data = copy.deepcopy(as_object(data_of(item)))
-            for row_index, row in enumerate(rows):
-                label = f"parameter 'values[{row_index}]'"
-                key = ctx.render(row.get("key", ""), item_index=index, label=label)
-                if key is None or key == "":
-                    continue
-                value = ctx.render(row.get("value"), item_index=index, label=label)
-                set_path(data, str(key), value)
-            out.append({"json": data})
+        for data in [data_of(item) for item in ctx.items] or [{}]:
+            fields = copy.deepcopy(spread(data))
+            for pair in pairs:
+                set_path(fields, to_text(pair["key"]), copy.deepcopy(pair.get("value")))
+            out.append({"json": fields})
         return {"main": out}

@@ -1,5 +1,9 @@
 """``switch``: route each item to the output of the first rule it matches.
 
+NodeDrop's current format (``rules``, ``outputExpression``/``outputsCount``; outputs ``output0`` ...) is
+in :mod:`switch_current`. The rest of this docstring is the format from before December 2025, still
+accepted:
+
 Rules mode: ``outputs`` is a list of rules ``{"rule": {"key", "expression", "value"}}`` (or nested
 under ``values``, or NodeDrop's legacy flat ``{"field", "condition", "value"}``). Items matching no
 rule are dropped, as in NodeDrop. With no rules, all items go to ``main``.
@@ -21,9 +25,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from nodedrop_rq.workflow.expressions import has_expression
 from nodedrop_rq.workflow.limits import Limits
 from nodedrop_rq.workflow.node_type import Inputs, Item, NodeContext, NodeType, Outputs
+from nodedrop_rq.workflow.nodes import switch_current
 from nodedrop_rq.workflow.nodes.conditions import (
+    IF_OPERATIONS,
     SWITCH_OPERATIONS,
     condition_of,
     condition_spec,
@@ -31,9 +38,8 @@ from nodedrop_rq.workflow.nodes.conditions import (
     test_condition,
 )
 from nodedrop_rq.workflow.nodes.items import MISSING, data_of, get_path
-from nodedrop_rq.workflow.params import any_value, array, number, obj, options, string
+from nodedrop_rq.workflow.params import Param, any_value, array, number, obj, options, string
 from nodedrop_rq.workflow.problems import join_path
-from nodedrop_rq.workflow.templates import has_expression
 
 RULE = condition_spec(SWITCH_OPERATIONS)
 OUTPUT = obj(
@@ -82,6 +88,10 @@ class SwitchNode(NodeType):
         "outputs": array(OUTPUT),
         "expression": any_value(),
         "numberOutputs": number(minimum=1),
+        "rules": array(obj({"values": obj({"condition": condition_spec(IF_OPERATIONS)}),
+                            "condition": condition_spec(IF_OPERATIONS)})),
+        "outputExpression": any_value(),
+        "outputsCount": Param(("number", "string")),
     }
 
     def _entries(self, parameters: Mapping[str, Any]) -> list[Any]:
@@ -89,6 +99,8 @@ class SwitchNode(NodeType):
         return entries if isinstance(entries, list) else []
 
     def output_names(self, parameters: Mapping[str, Any]) -> tuple[str, ...]:
+        if switch_current.is_current(parameters):
+            return tuple(f"output{i}" for i in range(switch_current.declared_outputs(parameters)))
         if parameters.get("mode") == "expression":
             return ("main", "output0", "output1", "...")
         entries = self._entries(parameters)
@@ -100,11 +112,15 @@ class SwitchNode(NodeType):
         return tuple(dict.fromkeys(names))
 
     def accepts_output(self, name: str, parameters: Mapping[str, Any]) -> bool:
+        if switch_current.is_current(parameters):
+            return name in self.output_names(parameters)
         if parameters.get("mode") == "expression":
             return name == "main" or _INDEXED.fullmatch(name) is not None
         return name in self.output_names(parameters)
 
     def validate(self, parameters: Mapping[str, Any], limits: Limits) -> list[tuple[str, str]]:
+        if switch_current.is_current(parameters):
+            return []
         problems = []
         for index, entry in enumerate(self._entries(parameters)):
             rule = _rule(entry)
@@ -127,6 +143,8 @@ class SwitchNode(NodeType):
         return items
 
     def execute(self, ctx: NodeContext, inputs: Inputs) -> Outputs:
+        if switch_current.is_current(ctx.node.parameters):
+            return switch_current.route(ctx)
         items = list(ctx.items)
         if ctx.raw_parameter("mode", "rules") == "expression":
             return self._by_expression(ctx, items)
