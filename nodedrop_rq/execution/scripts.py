@@ -79,16 +79,20 @@ if not ok then
   end
   return {0, status, tonumber(h[2]) or 0}
 end
-local fields = cjson.decode(ARGV[6])
-redis.call('HSET', KEYS[1], 'status', ARGV[4])
-for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
+local flat = {'status', ARGV[4]}
+for k, v in pairs(cjson.decode(ARGV[6])) do
+  flat[#flat + 1] = k
+  flat[#flat + 1] = v
+end
 if ARGV[7] ~= '' and (tonumber(h[2]) or 0) > 0 then
   local field = 'attempt:' .. h[2]
   local raw = redis.call('HGET', KEYS[1], field)
   local record = raw and cjson.decode(raw) or {attempt = tonumber(h[2])}
   for k, v in pairs(cjson.decode(ARGV[7])) do record[k] = v end
-  redis.call('HSET', KEYS[1], field, cjson.encode(record))
+  flat[#flat + 1] = field
+  flat[#flat + 1] = cjson.encode(record)
 end
+redis.call('HSET', KEYS[1], unpack(flat))
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 if ARGV[8] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[8], 1) end
 if ARGV[9] ~= '' then

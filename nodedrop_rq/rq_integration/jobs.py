@@ -122,7 +122,9 @@ def set_rq_retries(job: Job, settings: Settings, target: str, attempt: int, atte
 
     RQ picks interval ``len(intervals) - retries_left``; attempt ``k`` of a round waits ``intervals[k-1]``.
     """
-    intervals = list(settings.retry_intervals)
+    # RQ's scheduled-job registry keeps whole seconds, rounded down, so a retry asked for in 2 s could start
+    # in 1.1 s; one second more makes it start 2 to 3 s later, never before `nextRetryAt`.
+    intervals = [interval + 1 if interval > 0 else 0 for interval in settings.retry_intervals]
     job.retry_intervals = intervals
     if target == status.RETRYING and intervals:
         job.retries_left = max(len(intervals) - (attempt - attempt_base - 1), 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rq import job_lifecycle
 from rq.job import Job
 from rq.scheduler import RQScheduler
 from rq.worker import Worker
@@ -21,8 +22,11 @@ PRIVATE_NAMES: tuple[tuple[Any, str, str], ...] = (
     (RQScheduler, "_acquired_locks", "RetryScheduler shortens the leases of the locks it holds"),
     (Job, "_handle_success", "the success MULTI without WATCH writes the job's result as RQ's does"),
     (Job, "_status", "that MULTI leaves the job's cached status FINISHED, as RQ's handle_job_success does"),
-    (Worker, "_exc_handlers", "maintenance passes the worker's exception handlers to RQ's registry cleanup"),
+    (Worker, "_exc_handlers", "maintenance and our quieter handle_exception pass the worker's exception "
+                              "handlers on, as RQ does"),
     (Worker, "_stopped_job_id", "a stopped job's attempt is recorded as cancelled, not failed"),
+    (job_lifecycle, "call_exception_handlers", "an internal function (job_lifecycle.py is not a hook module): "
+                                               "a node failure, logged in one line, still reaches the handlers"),
 )
 
 # Instance attributes exist only on a constructed object: these are checked on a worker/job instance.

@@ -35,12 +35,14 @@ from rq.defaults import (
 )
 from rq.executions import Execution
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers
 from rq.queue import Queue
 
 from nodedrop_rq import keys
 from nodedrop_rq.connection import SERIALIZER
+from nodedrop_rq.errors import ExecutionFailed
 from nodedrop_rq.execution.transitions import Transitions
-from nodedrop_rq.rq_integration import maintenance
+from nodedrop_rq.rq_integration import maintenance, private
 from nodedrop_rq.rq_integration.heartbeats import RunningJobHeartbeat
 from nodedrop_rq.rq_integration.jobs import RECORDED_ATTR, record_attempt_end
 from nodedrop_rq.rq_integration.round_trips import FewerRoundTrips
@@ -165,6 +167,17 @@ class ExecutionWorker(FewerRoundTrips, Worker):
         if self.is_horse:
             limit_memory(self.nd_settings.memory_limit_mb)
         return super().perform_job(job, queue, execution)
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        # RQ logs every failed job at ERROR with its traceback; a node failing is an expected outcome of a
+        # workflow, recorded in the execution: one INFO line, the traceback only at DEBUG.
+        if isinstance(exc_info[1], ExecutionFailed):
+            self.log.info("Worker %s: execution %s attempt %s: %s", self.name, job.id, exc_info[1].attempt,
+                          exc_info[1])
+            self.log.debug("Worker %s: execution %s failed", self.name, job.id, exc_info=exc_info)
+            call_exception_handlers(private.exception_handlers(self), job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)
 
     def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "",
                            execution: Execution | None = None) -> None:

@@ -40,7 +40,10 @@ def test_a_workflow_runs_to_succeeded_with_per_node_results(start_pool, redis_co
     wait_status(redis_conn, execution_id, "succeeded", 30)
     state = ExecutionControl(redis_conn, settings).get(execution_id)
     assert state["attempt"] == 1 and state["maxAttempts"] == 4
-    assert state["output"] == [{"json": {"orderId": 7, "done": True}}]
+    # NodeDrop's manual trigger item, with the input as its customData (ManualTrigger.node.ts).
+    [item] = state["output"]
+    assert item["json"]["customData"] == {"orderId": 7} and item["json"]["done"] is True
+    assert item["json"]["triggerType"] == "manual"
     assert {n: v["status"] for n, v in state["nodes"].items()} == {"start": "succeeded", "mark": "succeeded"}
     assert all(v["durationMs"] is not None for v in state["nodes"].values())
     assert state["error"] is None

@@ -14,7 +14,7 @@ from tests.support import workflows
 def test_memory_hog_fails_with_a_clear_error_and_the_worker_survives(start_pool, redis_conn, settings, isolation):
     pool = start_pool(concurrency=1, EXECUTION_MEMORY_LIMIT_MB="300", EXECUTION_ISOLATION=isolation)
     one_try = settings.with_overrides(retry_intervals=(0,))
-    hog = workflows.chain("hog", workflows.node("start", "manual-trigger"), workflows.function("hog", "hog_memory"))
+    hog = workflows.chain("hog", workflows.start(), workflows.function("hog", "hog_memory"))
     execution_id = submit_execution(hog, {"megabytes": 600}, connection=redis_conn, settings=one_try)
     wait_status(redis_conn, execution_id, "failed", 60)
     error = ExecutionControl(redis_conn, settings).get(execution_id)["error"]

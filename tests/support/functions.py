@@ -19,31 +19,39 @@ def _connection() -> Redis:
     return Redis.from_url(get_settings().redis_url)
 
 
+def _data(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The execution input, as the manual trigger (allowCustomData) passes it on."""
+    if not items:
+        return {}
+    data = items[0]["json"]
+    return data.get("customData", data) if isinstance(data.get("customData", data), dict) else data
+
+
 def count_run(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
     """Side effect we can count: INCR a Redis key once per run of the node."""
-    key = f"test:runs:{items[0]['json'].get('tag', 'default') if items else 'default'}"
+    key = f"test:runs:{_data(items).get('tag', 'default')}"
     _connection().incr(key)
     return items
 
 
 def sleep_seconds(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
-    seconds = float(items[0]["json"].get("sleep", 1)) if items else 1.0
+    seconds = float(_data(items).get("sleep", 1))
     time.sleep(seconds)
     return items
 
 
 def fail_before_attempt(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
     """Fails until it has been called items[0].json.succeedOn times (per tag)."""
-    tag = items[0]["json"].get("tag", "default") if items else "default"
+    tag = _data(items).get("tag", "default")
     attempt = _connection().incr(f"test:attempts:{tag}")
-    if attempt < int(items[0]["json"].get("succeedOn", 99)):
+    if attempt < int(_data(items).get("succeedOn", 99)):
         raise RuntimeError(f"planned failure on attempt {attempt}")
     return items
 
 
 def hog_memory(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
     blocks = []
-    for _ in range(int(items[0]["json"].get("megabytes", 64))):
+    for _ in range(int(_data(items).get("megabytes", 64))):
         blocks.append(bytearray(1024 * 1024))
     return items
 
@@ -62,7 +70,7 @@ def mark_done(key: str) -> str:
 
 def http_count(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
     """Side effect outside Redis: POST to the test's local HTTP counter (items[0].json.counterUrl/<tag>)."""
-    data = items[0]["json"] if items else {}
+    data = _data(items)
     request = urllib.request.Request(f"{data['counterUrl']}/{data.get('tag', 'default')}", data=b"", method="POST")
     with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - a loopback URL the test gave
         pass

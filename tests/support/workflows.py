@@ -27,27 +27,33 @@ def function(node_id: str, name: str) -> dict[str, Any]:
     return node(node_id, "function", {"functionName": name})
 
 
+def start() -> dict[str, Any]:
+    """NodeDrop's manual trigger passes the execution input on only with allowCustomData, as
+    ``customData`` (ManualTrigger.node.ts); the test functions read it from there."""
+    return node("start", "manual-trigger", {"allowCustomData": True})
+
+
 def quick() -> dict[str, Any]:
-    return chain("quick", node("start", "manual-trigger"), set_value("mark", "done", True))
+    return chain("quick", start(), set_value("mark", "done", True))
 
 
 def counted(tag_sleep: bool = False) -> dict[str, Any]:
     """trigger -> count_run -> sleep_seconds -> set: counts its runs in Redis (test:runs:<tag>)."""
-    return chain("counted", node("start", "manual-trigger"), function("count", "count_run"),
+    return chain("counted", start(), function("count", "count_run"),
                  function("sleep", "sleep_seconds"), set_value("mark", "done", True))
 
 
 def failing() -> dict[str, Any]:
-    return chain("failing", node("start", "manual-trigger"), function("flaky", "fail_before_attempt"))
+    return chain("failing", start(), function("flaky", "fail_before_attempt"))
 
 
 def http_counted() -> dict[str, Any]:
     """trigger -> http_count (POST to the input's counterUrl) -> sleep_seconds -> set."""
-    return chain("http-counted", node("start", "manual-trigger"), function("count", "http_count"),
+    return chain("http-counted", start(), function("count", "http_count"),
                  function("sleep", "sleep_seconds"), set_value("mark", "done", True))
 
 
 def http_counted_failing() -> dict[str, Any]:
     """POSTs to the counter, then fails until attempt ``succeedOn``."""
-    return chain("http-counted-failing", node("start", "manual-trigger"), function("count", "http_count"),
+    return chain("http-counted-failing", start(), function("count", "http_count"),
                  function("flaky", "fail_before_attempt"))
