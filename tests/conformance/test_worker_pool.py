@@ -43,8 +43,9 @@ def test_worker_pool_gives_what_nodedrop_rq_run_gives(start_pool, redis_conn, se
 
     for entry in SAMPLE:
         execution_id = submitted[entry["name"]]
-        wait_for(lambda: finished(execution_id), 60,
-                 what=lambda: f"{entry['name']} to finish; the pool said: {pool.output()[-2000:]}")
+        name = entry["name"]
+        wait_for(lambda i=execution_id: finished(i), 60,
+                 what=lambda n=name: f"{n} to finish; the pool said: {pool.output()[-2000:]}")
         state = control.get(execution_id)
         local = run_cli(entry)
         expected_status = "succeeded" if local["status"] == "succeeded" else ("failed", "retrying")
