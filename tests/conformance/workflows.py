@@ -110,6 +110,9 @@ add(set_after_data("helpers inside expressions", RESOLVER + " (HELPER_POLYFILL, 
 add(set_after_data("$execution, $workflow and $vars", PARAMS + " (expressionContext)", {
     "id": "{{ $execution.id }}", "mode": "{{ $execution.mode }}", "workflow": "{{ $workflow.name }}",
     "var": "{{ $vars.apiKey }}", "jsmode": "{{ $execution.mode.toUpperCase() }}"}))
+add(set_after_data("$input, $items and json inside JavaScript do not exist in NodeDrop", RESOLVER + " (safeEvaluateExpression)", {
+    "input": "{{ $input.first().json.name }}", "items": "{{ $items('Data')[0].json.name }}", "json": "{{ json.name + '!' }}",
+    "path": "{{ $input.item.json.name }}"}))
 add(set_after_data("numbers printed as JavaScript prints them", RESOLVER, {
     "big": "n={{ 1e21 }}", "small": "n={{ 0.0000001 }}", "neg": "n={{ -5 / 2 }}", "int": "n={{ 4 / 2 }}"},
     value={"x": 1}))
