@@ -27,6 +27,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# Imported here, not on first use: a worker imports the engine before it forks a child per execution
+# (EXECUTION_ISOLATION=fork), and the node modules (httpx above all) took 70 ms to import in each child.
+import nodedrop_rq.workflow.nodes  # noqa: F401
 from nodedrop_rq.workflow.expressions import Expressions, node_data
 from nodedrop_rq.workflow.graph import topological_order
 from nodedrop_rq.workflow.limits import Limits
