@@ -119,3 +119,10 @@ def test_python_code_is_refused_at_validation(language):
 def test_expression_running_out_of_memory_fails_the_node():
     result = expression("{{ (() => { let a = []; while (true) a.push('x'.repeat(1 << 16)); })() }}", limits=TIGHT)
     assert result.status == "failed" and "memory" in result.error.message
+
+
+def test_an_endless_chain_of_awaits_stops_at_the_time_limit():
+    started = time.monotonic()
+    result = code("for (;;) { await null; }", limits=TIGHT, timeout=60_000)
+    assert time.monotonic() - started < 5
+    assert result.error.message == "JavaScript execution failed: Script execution timed out after 300ms"
