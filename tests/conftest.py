@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from bench.common import descendants
 from nodedrop_rq.embedded_redis import EmbeddedRedis
 from nodedrop_rq.settings import Settings
+from tests.support.processes import descendants
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "nodedrop_rq" / "examples"

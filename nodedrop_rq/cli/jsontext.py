@@ -96,11 +96,29 @@ def _readable(value: Any, depth: int) -> Any:
 
 
 def _as_text(value: Any) -> str:
-    try:
-        # ensure_ascii escapes lone surrogates, so the text itself is always valid Unicode.
-        return json.dumps(value, default=str)
-    except (RecursionError, ValueError, TypeError):
-        return "[nested too deeply to show]"
+    """JSON text of ``value`` at any depth: written without recursion, since the caller may already be deep
+    in the stack (json.dumps would raise RecursionError where the stored output was written fine)."""
+    out: list[str] = []
+    # Each entry is a value to write or a literal piece of text (a separator or a closing bracket).
+    todo: list[tuple[bool, Any]] = [(False, value)]
+    while todo:
+        literal, item = todo.pop()
+        if literal:
+            out.append(item)
+        elif isinstance(item, dict):
+            pieces: list[tuple[bool, Any]] = [(True, "{")]
+            for index, (key, child) in enumerate(item.items()):
+                pieces += [(True, ("," if index else "") + json.dumps(str(key)) + ":"), (False, child)]
+            todo.extend(reversed([*pieces, (True, "}")]))
+        elif isinstance(item, list | tuple):
+            pieces = [(True, "[")]
+            for index, child in enumerate(item):
+                pieces += [(True, ","), (False, child)] if index else [(False, child)]
+            todo.extend(reversed([*pieces, (True, "]")]))
+        else:
+            # ensure_ascii escapes lone surrogates, so the text itself is always valid Unicode.
+            out.append(json.dumps(item if isinstance(item, str | int | float | bool) or item is None else str(item)))
+    return "".join(out)
 
 
 def dumps(value: Any, indent: int | None = 2) -> str:

@@ -9,13 +9,13 @@ from redis import Redis
 from rq import Queue
 from rq.suspension import resume, suspend
 
-from bench.round_trips import counting
 from nodedrop_rq.connection import SERIALIZER
 from nodedrop_rq.submit import submit_execution
 from nodedrop_rq.worker import ExecutionWorker
 from tests.conftest import wait_for
 from tests.queue.test_executions import status_of, wait_status
 from tests.support import workflows
+from tests.support.counting import counting
 
 
 @pytest.mark.parametrize("isolation", ["fork", "inline"])

@@ -51,7 +51,7 @@ def test_a_crashed_worker_process_is_replaced(start_pool, redis_conn, settings):
     import os
     import signal
 
-    from bench.common import descendants
+    from tests.support.processes import descendants
 
     pool = start_pool(concurrency=2)
     wait_for(lambda: len(descendants(pool.pid)) >= 2, 15, what="workers")
