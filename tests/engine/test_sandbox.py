@@ -126,3 +126,12 @@ def test_an_endless_chain_of_awaits_stops_at_the_time_limit():
     result = code("for (;;) { await null; }", limits=TIGHT, timeout=60_000)
     assert time.monotonic() - started < 5
     assert result.error.message == "JavaScript execution failed: Script execution timed out after 300ms"
+
+
+def test_a_regex_that_backtracks_for_ever_stops_at_the_time_limit():
+    condition = {"key": "s", "expression": "regex", "value": "^(a+)+$"}
+    doc = workflow([trigger(), node("if", "ifElse", mode="simple", condition=condition)])
+    started = time.monotonic()
+    result = run(doc, {"s": "a" * 40 + "b"}, limits=TIGHT)
+    assert time.monotonic() - started < 5
+    assert result.status == "failed" and "time limit of 300 ms" in result.error.message
