@@ -128,3 +128,17 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
         time.sleep(interval)
     described = what() if callable(what) else what
     raise AssertionError(f"timed out after {timeout} s waiting for {described or predicate}")
+
+
+def holds_for(predicate: Callable[[], object], seconds: float, interval: float = 0.1,
+              what: str | Callable[[], str] = "") -> None:
+    """Assert that ``predicate`` stays true for ``seconds`` (something must *not* happen in that window):
+    checked every ``interval``, failing at the first false, so the window is the only fixed time."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if not predicate():
+            described = what() if callable(what) else what
+            raise AssertionError(f"no longer true before {seconds} s had passed: {described or predicate}")
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)

@@ -60,7 +60,7 @@ def redis_errors(settings: Settings) -> Iterator[None]:
 def check_redis(settings: Settings) -> None:
     """Exit 4 at once when Redis refuses REDIS_URL's credentials or database: waiting for it, as the
     worker pool and the scheduler do while Redis is unreachable, would never end. Unreachable is fine."""
-    connection = redis_from_settings(settings, socket_timeout=5)
+    connection = redis_from_settings(settings, socket_timeout=2)
     try:
         connection.ping()
     except RedisError as exc:

@@ -19,7 +19,7 @@ def test_queue_gauges_follow_submissions(start_exporter, redis_conn, settings):
     base = start_exporter()
     for _ in range(3):
         submit_execution(workflows.quick(), connection=redis_conn, settings=settings)
-    time.sleep(1.1)
+    wait_for(lambda: scrape(base).get(q("nodedrop_queue_waiting")) == 3, 10, what="3 waiting")
     samples = scrape(base)
     assert samples[("nodedrop_redis_up", ())] == 1
     assert samples[q("nodedrop_queue_waiting")] == 3
