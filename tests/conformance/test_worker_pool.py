@@ -26,7 +26,7 @@ def run_cli(entry: dict) -> dict:
     engine_commands.register(group)
     result = CliRunner().invoke(group, ["run", "-", "--json", "--input", json.dumps(entry["input"])],
                                 input=json.dumps(entry["workflow"]), catch_exceptions=False)
-    return json.loads(result.output)
+    return json.loads(result.stdout)  # a failed run also writes its error line to stderr
 
 
 def test_worker_pool_gives_what_nodedrop_rq_run_gives(start_pool, redis_conn, settings):
