@@ -9,6 +9,7 @@ import sys
 import click
 
 from nodedrop_rq.connection import describe_redis_url
+from nodedrop_rq.errors import ListenFailed
 from nodedrop_rq.settings import SettingsError, check_redis_url, get_settings
 
 
@@ -31,7 +32,13 @@ def main(host: str | None, port: int | None, redis_url: str | None) -> None:
     # SIGTERM from the container runtime: leave serve_forever cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     logging.getLogger("exporter").info("reading %s", describe_redis_url(settings.redis_url))
-    serve(settings, host or settings.exporter_host, settings.exporter_port if port is None else port)
+    try:
+        serve(settings, host or settings.exporter_host, settings.exporter_port if port is None else port)
+    except ListenFailed as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(5)  # the README's exit code for "cannot listen"
+    except KeyboardInterrupt:
+        sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -14,6 +15,7 @@ from redis.exceptions import RedisError
 
 from exporter.collector import NodedropCollector
 from nodedrop_rq.connection import redis_from_settings
+from nodedrop_rq.errors import ListenFailed
 from nodedrop_rq.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,12 @@ def _json(start_response: StartResponse, status: str, body: dict) -> list[bytes]
 def serve(settings: Settings, host: str, port: int) -> None:
     # A bounded socket timeout: a scrape during a Redis outage answers `nodedrop_redis_up 0`, not a hang.
     connection = redis_from_settings(settings, socket_timeout=2.0)
-    server = make_server(host, port, build_app(connection, settings), ThreadingWSGIServer,
-                         handler_class=_SilentHandler)
+    try:
+        server = make_server(host, port, build_app(connection, settings), ThreadingWSGIServer,
+                             handler_class=_SilentHandler)
+    except OSError as exc:
+        reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise ListenFailed(f"cannot listen on {host}:{port}: {reason}") from None
     log.info("nodedrop-exporter serving http://%s:%d/metrics", host, server.server_port)
     try:
         server.serve_forever()

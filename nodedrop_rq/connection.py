@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from rq.serializers import JSONSerializer
 
 from nodedrop_rq.settings import Settings
@@ -43,6 +43,35 @@ def describe_redis_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def refusal(exc: BaseException, url: str) -> str | None:
+    """Why Redis refused this client, when it answered but will not serve it (credentials, ACL, database
+    index): retrying does not help, REDIS_URL must change. None for anything else (e.g. unreachable)."""
+    text = _scrub(str(exc), url)
+    where = describe_redis_url(url)
+    if isinstance(exc, AuthenticationError) or any(code in text for code in ("NOAUTH", "WRONGPASS", "NOPERM")):
+        return f"Redis at {where} refused the credentials in REDIS_URL (wrong or missing password or user)"
+    if isinstance(exc, ResponseError) and "DB index" in text:
+        database = urlsplit(url).path.strip("/") or "0"
+        return f"Redis at {where} has no database {database} (the index in REDIS_URL): {text}"
+    return None
+
+
+def describe_redis_error(exc: BaseException, url: str) -> str:
+    """One line for a Redis error, without the password."""
+    reason = refusal(exc, url)
+    if reason is None:
+        reason = f"cannot reach Redis at {describe_redis_url(url)}: {type(exc).__name__}: {_scrub(str(exc), url)}"
+    return reason
+
+
+def _scrub(text: str, url: str) -> str:
+    password = urlsplit(url).password
+    for secret in (password, unquote(password or "")):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 def wait_for_redis(connection: Redis, url: str, log: logging.Logger | None = None, max_delay: float = 30.0,
                    stop: Callable[[], bool] | None = None) -> bool:
     """Block until Redis answers PING, backing off from 0.5 s to ``max_delay``. Logs one line when it
@@ -57,8 +86,12 @@ def wait_for_redis(connection: Redis, url: str, log: logging.Logger | None = Non
             return True
         except RedisError as exc:
             if log and not reported:
-                log.error("Redis at %s does not answer (%s: %s); retrying with backoff up to %.0f s",
-                          describe_redis_url(url), type(exc).__name__, exc, max_delay)
+                refused = refusal(exc, url)
+                if refused:
+                    log.error("%s; retrying with backoff up to %.0f s", refused, max_delay)
+                else:
+                    log.error("Redis at %s does not answer (%s: %s); retrying with backoff up to %.0f s",
+                              describe_redis_url(url), type(exc).__name__, exc, max_delay)
                 reported = True
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline:  # short naps, so a stop request is honoured promptly

@@ -32,6 +32,12 @@ def run_demo(settings: Settings, concurrency: int = 2) -> int:
         click.echo("starting a private redis-server (set REDIS_URL to use yours) ...")
         settings = settings.with_overrides(redis_url=redis.start())
     click.echo(f"redis: {describe_redis_url(settings.redis_url)}")
+    # Before the pool starts: an unreachable or refusing REDIS_URL is one line from the CLI (exit 3 or 4).
+    probe = redis_from_settings(settings, socket_timeout=5)
+    try:
+        probe.ping()
+    finally:
+        probe.close()
     env = dict(os.environ, REDIS_URL=settings.redis_url)
     pool = subprocess.Popen([sys.executable, "-m", "nodedrop_rq", "worker", "--concurrency", str(concurrency)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -32,3 +32,12 @@ class InvalidOperation(Exception):
 
 class SubmitConflict(Exception):
     """A submit kept meeting concurrent changes to the same execution id or idempotency key."""
+
+
+class ListenFailed(OSError):
+    """A server could not listen on its address (port in use, or not allowed); the message says which."""
+
+
+class RedisRefused(Exception):
+    """Redis answered but refused the client: wrong password or user, or a database index it lacks.
+    Retrying does not help; REDIS_URL must change."""

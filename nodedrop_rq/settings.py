@@ -49,6 +49,9 @@ class Settings:
     exporter_host: str = "0.0.0.0"
     exporter_port: int = 9727
     max_body_bytes: int = 1_048_576
+    # Seconds a request body may take to arrive in full: a client that declares more than it sends (or
+    # trickles it) gets a 408 instead of holding the request open forever.
+    api_body_timeout: int = 10
     # Workflow limits, enforced at validation (submit time).
     max_nodes: int = 500
     max_input_items: int = 10_000
@@ -121,6 +124,7 @@ class Settings:
             exporter_host=env.get("NODEDROP_EXPORTER_HOST", d.exporter_host) or d.exporter_host,
             exporter_port=_int(env, "NODEDROP_EXPORTER_PORT", d.exporter_port, minimum=1, maximum=65535),
             max_body_bytes=_int(env, "NODEDROP_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
+            api_body_timeout=_int(env, "NODEDROP_API_BODY_TIMEOUT", d.api_body_timeout, minimum=1, maximum=3600),
             max_nodes=_int(env, "WORKFLOW_MAX_NODES", d.max_nodes, minimum=1),
             max_input_items=_int(env, "WORKFLOW_MAX_ITEMS", d.max_input_items, minimum=1),
             max_expression_length=_int(env, "WORKFLOW_MAX_EXPRESSION_LENGTH", d.max_expression_length, minimum=1),

@@ -13,13 +13,37 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from bench.common import descendants
 from nodedrop_rq.embedded_redis import EmbeddedRedis
 from nodedrop_rq.settings import Settings
+from tests.support.processes import descendants
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "nodedrop_rq" / "examples"
 FUNCTIONS_MODULE = "tests.support.functions"
+
+# Modules that start worker pools, services, schedulers or exporters as processes and wait for them (or
+# for RQ's timers): marked slow here, in one list, so that `pytest -m "not slow"` (the engine, validation,
+# the API in process, the state machine, settings) runs in under a minute on 2 cores.
+SLOW_MODULES = frozenset({
+    "api/test_http_edges.py", "api/test_http_service.py", "api/test_requests.py", "api/test_service.py",
+    "conformance/test_worker_pool.py",
+    "deploy/test_prometheus_integration.py",
+    "exporter/test_metrics_endpoint.py", "exporter/test_metrics_lifecycle.py",
+    "faults/test_execution_semantics.py", "faults/test_redis_faults.py", "faults/test_tls.py",
+    "faults/test_worker_faults.py",
+    "fuzz/test_api_openapi_fuzz.py",
+    "queue/test_cli.py", "queue/test_cli_errors.py", "queue/test_events_and_kills.py", "queue/test_executions.py",
+    "queue/test_inline_isolation.py", "queue/test_resource_limits.py", "queue/test_round_trips.py",
+    "queue/test_worker_lifecycle.py",
+    "schedules/test_cli.py", "schedules/test_scheduler.py",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = ROOT / "tests"
+    for item in items:
+        if item.path.relative_to(tests).as_posix() in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -128,3 +152,17 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
         time.sleep(interval)
     described = what() if callable(what) else what
     raise AssertionError(f"timed out after {timeout} s waiting for {described or predicate}")
+
+
+def holds_for(predicate: Callable[[], object], seconds: float, interval: float = 0.1,
+              what: str | Callable[[], str] = "") -> None:
+    """Assert that ``predicate`` stays true for ``seconds`` (something must *not* happen in that window):
+    checked every ``interval``, failing at the first false, so the window is the only fixed time."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if not predicate():
+            described = what() if callable(what) else what
+            raise AssertionError(f"no longer true before {seconds} s had passed: {described or predicate}")
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)

@@ -35,9 +35,11 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from nodedrop_rq import keys
-from nodedrop_rq.api.body import read_json_object
+from nodedrop_rq.api.answers import state_answer
+from nodedrop_rq.api.body import ClientGone, parse_model, read_json_object
 from nodedrop_rq.api.errors import ApiError, problems_error, scrub
 from nodedrop_rq.api.models import (
     ErrorResponse,
@@ -50,6 +52,7 @@ from nodedrop_rq.api.models import (
     UnhealthyResponse,
 )
 from nodedrop_rq.api.schedule_routes import build_schedule_router
+from nodedrop_rq.cli.jsontext import readable
 from nodedrop_rq.connection import describe_redis_url, redis_from_settings
 from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.errors import ExecutionNotFound, InvalidOperation
@@ -132,10 +135,12 @@ def create_app(settings: Settings, connection: Redis | None = None,
             202: {"description": "Validated and queued",
                   "headers": {"Location": {"description": "URL of the execution's state",
                                            "schema": {"type": "string"}}}},
-            400: _error("Malformed JSON, or a body that is not an object or lacks `workflow`"),
+            400: _error("Malformed JSON (or NaN, Infinity, a lone surrogate), or a body that is not an object"),
+            408: _error("The body did not arrive in full within NODEDROP_API_BODY_TIMEOUT"),
             413: _error("Body larger than NODEDROP_MAX_BODY_BYTES"),
             415: _error("Content-Type is not application/json"),
-            422: _error("The workflow (or input) is invalid; every problem is listed", ProblemsResponse),
+            422: _error("The body does not match the request model, or the workflow (or input) is invalid; "
+                        "every problem is listed", ProblemsResponse),
         },
         openapi_extra={"requestBody": {
             "required": True,
@@ -143,16 +148,12 @@ def create_app(settings: Settings, connection: Redis | None = None,
         }},
     )
     async def submit(request: Request, response: Response) -> dict[str, Any]:
-        document = await read_json_object(request, settings.max_body_bytes)
-        workflow = document.get("workflow")
-        if workflow is None:
-            raise ApiError(400, "invalid request body", 'the body lacks "workflow"')
-        idempotency_key = document.get("idempotencyKey")
-        if idempotency_key is not None and not isinstance(idempotency_key, str):
-            raise problems_error("invalid workflow", [Problem("idempotencyKey", "must be a string")])
+        body = parse_model(SubmitRequest, await read_json_object(request, settings.max_body_bytes,
+                                                                 settings.api_body_timeout))
+        idempotency_key = body.idempotencyKey
         try:
             execution_id = await run_in_threadpool(
-                submit_execution, workflow, document.get("input"), idempotency_key=idempotency_key,
+                submit_execution, body.workflow, body.input, idempotency_key=idempotency_key,
                 connection=connection, settings=settings)
         except WorkflowInvalid as exc:
             raise problems_error("invalid workflow", exc.problems) from None
@@ -180,8 +181,8 @@ def create_app(settings: Settings, connection: Redis | None = None,
                                            description="Default: EXECUTION_QUEUE")] = None,
     ) -> dict[str, Any]:
         items = control.list_failed(queue, limit=limit, offset=offset)
-        return {"total": control.failed_count(queue), "queue": queue or settings.queue, "limit": limit,
-                "offset": offset, "executions": [item.to_dict() for item in items]}
+        return readable({"total": control.failed_count(queue), "queue": queue or settings.queue, "limit": limit,
+                         "offset": offset, "executions": [item.to_dict() for item in items]})
 
     @router.get("/{execution_id}", response_model=ExecutionState, summary="An execution's state",
                 responses=NOT_FOUND)
@@ -276,7 +277,7 @@ def _complete(found: dict[str, Any], execution_id: str) -> dict[str, Any]:
     # A hash without a status is a leftover (e.g. a flag written just as the state expired).
     if not found.get("status") or not found.get("id"):
         raise ExecutionNotFound(execution_id)
-    return found
+    return state_answer(found)
 
 
 def _secrets(settings: Settings) -> tuple[str, ...]:
@@ -348,6 +349,11 @@ def _install_error_handlers(app: FastAPI, redis_where: str, secrets: tuple[str, 
         log.warning("answering 503: %s", detail)
         return ApiError(503, "redis unavailable", detail).response()
 
+    async def client_gone(_request: Request, _exc: Exception) -> JSONResponse:
+        # Nobody reads this answer; it only keeps the disconnect out of the unhandled-error log.
+        log.debug("client disconnected before its request body arrived")
+        return JSONResponse({"error": "client disconnected"}, status_code=400)
+
     async def internal(_request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled %s while answering a request", type(exc).__name__)
         return JSONResponse({"error": "internal error"}, status_code=500)
@@ -358,6 +364,8 @@ def _install_error_handlers(app: FastAPI, redis_where: str, secrets: tuple[str, 
     app.add_exception_handler(ExecutionNotFound, not_found)
     app.add_exception_handler(InvalidOperation, conflict)
     app.add_exception_handler(RedisError, redis_down)
+    app.add_exception_handler(ClientGone, client_gone)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, internal)
 
 

@@ -1,21 +1,32 @@
-"""Reading a JSON request body with a hard size limit and exact status codes.
+"""Reading a JSON request body with a hard size limit, a deadline and exact status codes.
 
 FastAPI's own body parsing would read the whole body before any check and answer every problem with
 422; here the declared ``Content-Length`` is checked before a byte is read, the bytes actually read
-are counted (a client may lie, or send chunked), and each kind of bad body gets its own status:
-413 too large, 415 not JSON, 400 not parseable.
+are counted (a client may lie, or send chunked), the whole body must arrive within
+``NODEDROP_API_BODY_TIMEOUT`` seconds (a client that declares more than it sends would otherwise hold
+the request forever), and each kind of bad body gets its own status: 408 too slow, 413 too large,
+415 not JSON, 400 not strict JSON, 422 not what the route's request model describes.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import asyncio
+from typing import Any, TypeVar
 
 from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
-from nodedrop_rq.api.errors import ApiError
+from nodedrop_rq.api.errors import ApiError, problems_error
+from nodedrop_rq.cli.jsontext import JsonTextError, loads
+from nodedrop_rq.workflow import Problem
 
 JSON_MEDIA_TYPES = ("application/json",)
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its body arrived: nobody is left to answer."""
 
 
 def is_json_content_type(header: str | None) -> bool:
@@ -36,48 +47,70 @@ def check_declared_length(request: Request, limit: int) -> None:
     if declared is None:
         return
     if not declared.strip().isdigit():
-        raise ApiError(400, "invalid Content-Length header")
+        raise ApiError(400, "invalid Content-Length header", "Content-Length must be a whole number of bytes")
     if int(declared) > limit:
         raise too_large(limit)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing with 413 as soon as more than ``limit`` bytes have arrived."""
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, refusing with 413 as soon as more than ``limit`` bytes have arrived and with 408 when
+    it has not arrived in full within ``timeout`` seconds."""
     check_declared_length(request, limit)
     received = bytearray()
-    async for chunk in request.stream():
-        received += chunk
-        if len(received) > limit:
-            raise too_large(limit)
+
+    async def receive_all() -> None:
+        async for chunk in request.stream():
+            received.extend(chunk)
+            if len(received) > limit:
+                raise too_large(limit)
+
+    try:
+        await asyncio.wait_for(receive_all(), timeout)
+    except asyncio.TimeoutError:
+        raise ApiError(408, "request body timeout",
+                       f"the body did not arrive in full within {timeout:g} s (NODEDROP_API_BODY_TIMEOUT); "
+                       f"{len(received)} bytes arrived", headers={"Connection": "close"}) from None
+    except ClientDisconnect:
+        raise ClientGone() from None
     return bytes(received)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise ApiError(400, "malformed JSON", "the request body is empty")
     try:
-        # NaN and Infinity are not JSON: other readers of the stored job could not parse them.
-        return json.loads(raw, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "malformed JSON", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except UnicodeDecodeError:
-        raise ApiError(400, "malformed JSON", "the body is not UTF-8 text") from None
-    except RecursionError:
-        raise ApiError(400, "malformed JSON", "nested too deeply") from None
-    except ValueError as exc:
+        # Strict JSON only: NaN, Infinity and lone surrogates would make the stored job unreadable.
+        return loads(raw)
+    except JsonTextError as exc:
         raise ApiError(400, "malformed JSON", str(exc)) from None
 
 
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object: 413 too large, 415 not declared JSON, 400 unparseable or not an object."""
+async def read_json_object(request: Request, limit: int, timeout: float) -> dict[str, Any]:
+    """The body as a JSON object: 408 too slow, 413 too large, 415 not declared JSON, 400 unparseable or
+    not an object."""
     check_declared_length(request, limit)
     if not is_json_content_type(request.headers.get("content-type")):
         raise ApiError(415, "unsupported media type", "send the body as Content-Type: application/json")
-    document = parse_json(await read_body(request, limit))
+    document = parse_json(await read_body(request, limit, timeout))
     if not isinstance(document, dict):
         raise ApiError(400, "invalid request body", "the body must be a JSON object")
     return document
+
+
+def parse_model(model: type[Model], document: dict[str, Any]) -> Model:
+    """``document`` validated by the route's request model: 422 listing every problem otherwise."""
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise problems_error("invalid request", model_problems(exc)) from None
+
+
+def model_problems(exc: ValidationError) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        path = ""
+        for part in error.get("loc", ()):
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        problems.append(Problem(path, message))
+    return problems

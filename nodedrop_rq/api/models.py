@@ -7,9 +7,9 @@ are the JSON names (camelCase, as NodeDrop's API and the execution state use the
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
 from nodedrop_rq.submit import MAX_IDEMPOTENCY_KEY
 
@@ -19,16 +19,27 @@ ExecutionStatus = Literal["queued", "running", "retrying", "succeeded", "failed"
 # -- requests ------------------------------------------------------------------------------------
 
 
+def _one_input_problem(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # A union reports one error per member ("valid dictionary", "valid list"); one sentence says it better.
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError("must be a JSON object (one item) or a list of objects (items)") from None
+
+
+ExecutionInput = Annotated[dict[str, Any] | list[dict[str, Any]] | None, WrapValidator(_one_input_problem)]
+
+
 class SubmitRequest(BaseModel):
-    """Body of ``POST /api/executions``. The service reads it itself (for exact 400/413/415 answers);
-    this model documents it."""
+    """Body of ``POST /api/executions``: the service reads the bytes itself (for exact 400/408/413/415
+    answers), then validates them with this model (422), which is also the OpenAPI document's schema."""
 
     model_config = ConfigDict(extra="allow")
 
     workflow: dict[str, Any] = Field(
         description="A NodeDrop workflow (`{name, nodes, connections, settings}`), or a NodeDrop export "
                     "envelope `{version, workflow: {...}}`. `nodedrop-rq schema` prints its JSON Schema.")
-    input: dict[str, Any] | list[dict[str, Any]] | None = Field(
+    input: ExecutionInput = Field(
         None, description="Execution input: one object (one item) or a list of objects (items).")
     idempotencyKey: str | None = Field(
         None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY,
@@ -76,6 +87,9 @@ class ExecutionState(BaseModel):
     idempotencyKey: str | None = None
     requeues: int = 0
     attempts: list[dict[str, Any]] = Field(default_factory=list, description="One record per attempt")
+    unreadableFields: dict[str, str] | None = Field(
+        None, description="Stored fields that do not have the documented shape, as their JSON text (the rest "
+                          "of the state is still answered)")
 
 
 class FailedExecution(BaseModel):
@@ -131,5 +145,6 @@ class Problem(BaseModel):
 
 
 class ProblemsResponse(BaseModel):
-    error: str = Field(description="`invalid workflow` or `invalid request`")
+    error: str = Field(description="`invalid workflow`, `invalid schedule` or `invalid request` (the body "
+                                   "does not match the request model)")
     problems: list[Problem]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from types import FrameType
 import uvicorn
 
 from nodedrop_rq.api.app import create_app
+from nodedrop_rq.api.protocol import JsonErrorH11Protocol, listening_socket
 from nodedrop_rq.settings import Settings
 
 log = logging.getLogger("nodedrop_rq.serve")
@@ -114,11 +116,15 @@ async def _wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int | 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     """Serve the API on ``host:port`` (with ``workers`` > 0, also supervise a worker pool of that size)
-    until SIGTERM or SIGINT; the exit code."""
+    until SIGTERM or SIGINT; the exit code. :class:`~nodedrop_rq.errors.ListenFailed` before anything
+    starts when the address cannot be bound."""
+    # Bound here rather than by uvicorn, which would log a traceback-free but code-less exit 1.
+    sock = listening_socket(host, port)
     config = uvicorn.Config(
         create_app(settings),
         host=host,
         port=port,
+        http=JsonErrorH11Protocol,
         log_level=settings.log_level.lower(),
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_HTTP_SHUTDOWN,
@@ -139,16 +145,17 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        asyncio.run(_serve(server, supervisor))
+        asyncio.run(_serve(server, supervisor, sock))
     finally:
+        sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
 
 
-async def _serve(server: uvicorn.Server, supervisor: PoolSupervisor | None) -> None:
+async def _serve(server: uvicorn.Server, supervisor: PoolSupervisor | None, sock: socket.socket) -> None:
     if supervisor is None:
-        await server.serve()
+        await server.serve(sockets=[sock])
         return
     should_stop = asyncio.Event()
 
@@ -169,7 +176,7 @@ async def _serve(server: uvicorn.Server, supervisor: PoolSupervisor | None) -> N
     pool_task = asyncio.create_task(pool())
     watch_task = asyncio.create_task(watch_exit())
     try:
-        await server.serve()
+        await server.serve(sockets=[sock])
     finally:
         should_stop.set()
         watch_task.cancel()

@@ -1,7 +1,7 @@
 """Commands that need no Redis: ``schema`` and ``run`` (a workflow, in this process).
 
 Exit codes: 0 the run succeeded, 1 a node failed, 2 the document or input is invalid or unreadable
-(or the settings are).
+(or the settings are, or a module of NODEDROP_FUNCTION_MODULES).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any, NoReturn
 
 import click
 
+from nodedrop_rq.cli import jsontext
+from nodedrop_rq.cli.common import read_text_source
 from nodedrop_rq.settings import SettingsError, get_settings
 from nodedrop_rq.workflow import (
     Limits,
@@ -48,19 +50,9 @@ def _invalid(what: str, exc: WorkflowInvalid) -> NoReturn:
 def _read_document(source: str) -> Any:
     name = "standard input" if source == "-" else source
     try:
-        if source == "-":
-            text = sys.stdin.read()
-        else:
-            with open(source, encoding="utf-8") as handle:
-                text = handle.read()
-    except OSError as exc:
-        _fail(f"cannot read {name}: {exc.strerror or exc}")
-    except UnicodeDecodeError as exc:
-        _fail(f"{name} is not UTF-8 text: {exc.reason}")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        _fail(f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        return jsontext.loads(read_text_source(source))
+    except jsontext.JsonTextError as exc:
+        _fail(f"{name} is not valid JSON: {exc}")
 
 
 @click.command()
@@ -87,7 +79,7 @@ def _print_human(result: RunResult, name: str) -> None:
         click.echo(line)
     if result.status == "succeeded":
         click.echo(f"Output ({_count(len(result.output))}):")
-        click.echo(json.dumps(result.output, indent=2, ensure_ascii=False))
+        click.echo(jsontext.dumps(result.output))
 
 
 @click.command()
@@ -104,14 +96,14 @@ def run(source: str, input_json: str | None, as_json: bool) -> None:
     try:
         load_function_modules(settings.function_modules)
     except ImportError as exc:
-        _fail(str(exc))
+        _fail(f"NODEDROP_FUNCTION_MODULES: {exc}")
     document = _read_document(source)
     data = None
     if input_json is not None:
         try:
-            data = json.loads(input_json)
-        except json.JSONDecodeError as exc:
-            _fail(f"--input is not valid JSON: {exc.msg} at column {exc.colno}")
+            data = jsontext.loads(input_json)
+        except jsontext.JsonTextError as exc:
+            _fail(f"--input is not valid JSON: {exc}")
     try:
         items = normalize_input(data, limits)
     except WorkflowInvalid as exc:
@@ -120,9 +112,11 @@ def run(source: str, input_json: str | None, as_json: bool) -> None:
         workflow = parse_workflow(document, limits)
     except WorkflowInvalid as exc:
         _invalid("the workflow", exc)
+    except RecursionError:
+        _fail("the workflow is nested too deeply")
     result = run_workflow(workflow, items, limits=limits)
     if as_json:
-        click.echo(json.dumps({"workflow": workflow.name, **result.to_dict()}, indent=2, ensure_ascii=False))
+        click.echo(jsontext.dumps({"workflow": workflow.name, **result.to_dict()}))
     else:
         _print_human(result, workflow.name)
     if result.error is not None:

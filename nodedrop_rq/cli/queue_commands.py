@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
+from nodedrop_rq.cli import jsontext
 from nodedrop_rq.cli.common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_INVALID,
+    EXIT_TIMEOUT,
+    check_redis,
     connect,
     fail,
     handles_operation_errors,
+    load_functions,
     load_settings,
     parse_json_option,
     print_json,
@@ -21,10 +26,14 @@ from nodedrop_rq.cli.common import (
     redis_errors,
 )
 from nodedrop_rq.control import ExecutionControl
-from nodedrop_rq.state import TERMINAL
+from nodedrop_rq.state import QUEUED, TERMINAL
 from nodedrop_rq.stats import known_queues, queue_stats
 from nodedrop_rq.submit import submit_execution
-from nodedrop_rq.workflow import WorkflowInvalid
+from nodedrop_rq.workflow import Limits, WorkflowInvalid, normalize_input
+
+# Seconds an execution may stay queued under `submit --wait` before the hint that no worker runs.
+NO_WORKER_HINT_AFTER = 5.0
+POLL_INTERVAL = 0.1
 
 
 def register(group: click.Group) -> None:
@@ -38,7 +47,8 @@ def register(group: click.Group) -> None:
 @click.option("--idempotency-key", help="Submitting again with this key returns the same execution.")
 @click.option("--queue", help="Queue to submit to (default: EXECUTION_QUEUE).")
 @click.option("--wait", is_flag=True, help="Show progress and wait for the result.")
-@click.option("--timeout", type=float, default=600.0, show_default=True, help="With --wait: give up after.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              help="With --wait: stop waiting after this many seconds (exit 6; the execution goes on).")
 @click.option("--json", "as_json", is_flag=True, help="Print the execution state as JSON.")
 def submit(source: str, input_json: str | None, idempotency_key: str | None, queue: str | None, wait: bool,
            timeout: float, as_json: bool) -> None:
@@ -46,16 +56,17 @@ def submit(source: str, input_json: str | None, idempotency_key: str | None, que
     settings = load_settings()
     document = read_json_source(source)
     data = parse_json_option(input_json, "--input")
+    try:
+        normalize_input(data, Limits.from_settings(settings))
+    except WorkflowInvalid as exc:
+        _invalid("--input", exc)
     with redis_errors(settings):
         connection = connect(settings)
         try:
             execution_id = submit_execution(document, data, idempotency_key=idempotency_key,
                                             connection=connection, settings=settings, queue=queue)
         except WorkflowInvalid as exc:
-            click.echo(f"error: the workflow is invalid ({len(exc.problems)} problem(s)):", err=True)
-            for problem in exc.problems:
-                click.echo(f"  {problem.path or '(document)'}: {problem.message}", err=True)
-            sys.exit(EXIT_INVALID)
+            _invalid("the workflow", exc)
         control = ExecutionControl(connection, settings)
         if not wait:
             if as_json:
@@ -63,7 +74,10 @@ def submit(source: str, input_json: str | None, idempotency_key: str | None, que
             else:
                 click.echo(execution_id)
             return
-        final = _wait(control, execution_id, timeout, show_progress=not as_json)
+        # The id first, whatever happens next: it is what `status` and `cancel` need.
+        click.echo(f"submitted {execution_id}", err=as_json)
+        final = _wait(control, execution_id, timeout, show_progress=not as_json,
+                      queue=queue or settings.queue)
     if as_json:
         print_json(final)
     else:
@@ -72,23 +86,46 @@ def submit(source: str, input_json: str | None, idempotency_key: str | None, que
         sys.exit(EXIT_FAILED)
 
 
-def _wait(control: ExecutionControl, execution_id: str, timeout: float, show_progress: bool) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+def _invalid(what: str, exc: WorkflowInvalid) -> NoReturn:
+    click.echo(f"error: {what} is invalid ({len(exc.problems)} problem(s)):", err=True)
+    for problem in exc.problems:
+        click.echo(f"  {problem.path or '(document)'}: {problem.message}", err=True)
+    sys.exit(EXIT_INVALID)
+
+
+def _wait(control: ExecutionControl, execution_id: str, timeout: float, show_progress: bool,
+          queue: str) -> dict[str, Any]:
+    started = time.monotonic()
     last_line = ""
+    hinted = False
     tty = sys.stderr.isatty()
-    while True:
-        current = control.get(execution_id)
-        line = _progress_line(current)
-        if show_progress and line != last_line:
-            click.echo(("\r\033[K" if tty else "") + line, err=True, nl=not tty)
-            last_line = line
-        if current["status"] in TERMINAL:
-            if show_progress and tty:
-                click.echo("", err=True)
-            return current
-        if time.monotonic() > deadline:
-            fail(f"execution {execution_id} still {current['status']} after {timeout:g} s", EXIT_FAILED)
-        time.sleep(0.1)
+    current: dict[str, Any] = {"status": QUEUED}
+    follow = f"follow it with `nodedrop-rq status {execution_id}`, stop it with `nodedrop-rq cancel {execution_id}`"
+    try:
+        while True:
+            current = control.get(execution_id)
+            line = _progress_line(current)
+            if show_progress and line != last_line:
+                click.echo(("\r\033[K" if tty else "") + line, err=True, nl=not tty)
+                last_line = line
+            if current["status"] in TERMINAL:
+                if show_progress and tty:
+                    click.echo("", err=True)
+                return current
+            waited = time.monotonic() - started
+            if not hinted and current["status"] == QUEUED and waited >= NO_WORKER_HINT_AFTER:
+                hinted = True
+                click.echo(f"{chr(10) if tty else ''}no worker has picked up {execution_id} after "
+                           f"{NO_WORKER_HINT_AFTER:g} s: is one running? Start one with `nodedrop-rq worker"
+                           f"{'' if queue == control.settings.queue else ' --queue ' + queue}` (same REDIS_URL)",
+                           err=True)
+            if waited > timeout:
+                fail(f"gave up waiting after {timeout:g} s: execution {execution_id} is still "
+                     f"{current['status']} and goes on; {follow}", EXIT_TIMEOUT)
+            time.sleep(POLL_INTERVAL)
+    except KeyboardInterrupt:
+        fail(f"interrupted: execution {execution_id} is still {current['status']} and goes on; {follow}",
+             EXIT_INTERRUPTED)
 
 
 def _progress_line(current: dict[str, Any]) -> str:
@@ -118,7 +155,7 @@ def _print_state(current: dict[str, Any]) -> None:
         where = error.get("nodeName") or error.get("nodeId") or "-"
         click.echo(f"  error:    {error.get('message')} (node {where})")
     if current["status"] == "succeeded":
-        click.echo(f"  output:   {current.get('output')}")
+        click.echo("  output:   " + jsontext.dumps(current.get("output")).replace("\n", "\n  "))
 
 
 @click.command()
@@ -238,6 +275,8 @@ def worker(concurrency: int | None, queue: str | None, burst: bool, isolation: s
     from nodedrop_rq.rq_integration.pool import ExecutionWorkerPool
 
     settings = load_settings()
+    load_functions(settings)
+    check_redis(settings)
     if isolation:
         settings = settings.with_overrides(isolation=isolation)
     pool = ExecutionWorkerPool(settings, concurrency=concurrency, queue=queue)

@@ -13,6 +13,7 @@ import click
 from nodedrop_rq.cli.common import (
     EXIT_FAILED,
     EXIT_INVALID,
+    check_redis,
     connect,
     fail,
     load_settings,
@@ -157,6 +158,7 @@ def scheduler(interval: float | None, lock_ttl: float | None) -> None:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("nodedrop_rq.scheduler")
+    check_redis(settings)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)

@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from nodedrop_rq.cli.common import load_settings
+from nodedrop_rq.cli.common import EXIT_LISTEN, check_redis, fail, load_functions, load_settings
+from nodedrop_rq.errors import ListenFailed
 
 
 def register(group: click.Group) -> None:
@@ -25,6 +26,14 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from nodedrop_rq.api.server import serve as run
 
     settings = load_settings()
+    # Before anything starts: the validator needs the function registry, and the pool child would
+    # otherwise crash-loop on a missing module.
+    load_functions(settings)
+    check_redis(settings)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sys.exit(run(settings, host or settings.api_host, port or settings.api_port,
-                 settings.worker_concurrency if workers is None else workers))
+    try:
+        code = run(settings, host or settings.api_host, port or settings.api_port,
+                   settings.worker_concurrency if workers is None else workers)
+    except ListenFailed as exc:
+        fail(str(exc), EXIT_LISTEN)
+    sys.exit(code)

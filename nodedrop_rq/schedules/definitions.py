@@ -31,6 +31,9 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 # Bounds croniter's search through skipped repeated-hour occurrences (a handful at most per DST change).
 _MAX_SKIPS = 100
+# Longest delay or interval accepted (about 100 years): far beyond any real schedule, well within what
+# datetime and timedelta can represent.
+MAX_DELAY_SECONDS = 100 * 365.25 * 86400
 
 
 class ScheduleInvalid(ValueError):
@@ -166,7 +169,10 @@ def at_schedule(moment: str | datetime, now: datetime, name: str | None = None, 
             raise ScheduleInvalid(f"time {moment.isoformat()} has no UTC offset: add one (e.g. +01:00 or Z) "
                                   "or give a time zone")
         moment = moment.replace(tzinfo=check_time_zone(tz))
-    moment = moment.astimezone(timezone.utc)
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise ScheduleInvalid(f"time {moment.isoformat()} is outside the years 1 to 9999 in UTC") from None
     if moment <= now:
         raise ScheduleInvalid(f"time {moment.isoformat()} is in the past "
                               f"(now {now.replace(microsecond=0).isoformat()})")
@@ -182,7 +188,10 @@ def parse_delay(text: str) -> float:
     match = _DELAY.match(text or "")
     if not match or float(match.group(1)) <= 0:
         raise ScheduleInvalid(f"invalid delay {text!r}: use a positive number with s, m, h or d, e.g. 30s or 5m")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not seconds <= MAX_DELAY_SECONDS:  # also catches inf, from a number with hundreds of digits
+        raise ScheduleInvalid(f"invalid delay {text[:40]!r}: at most {MAX_DELAY_SECONDS / 86400:.0f}d (100 years)")
+    return seconds
 
 
 def every_schedule(text: str, name: str | None = None) -> Schedule:

@@ -2,18 +2,21 @@
 
 Rules (NodeDrop's, unless noted):
 
-- Entry nodes (no incoming connection) always run; triggers emit the execution input.
+- Entry nodes (no incoming connection) always run; triggers see the execution input.
 - A node runs when at least one incoming connection delivered items, after every node upstream of it
-  has finished (a merge therefore sees all its inputs). A node that received nothing is ``skipped``,
-  and so are the nodes after it unless items reach them another way. Branching nodes (ifElse, switch,
-  loop) only deliver on the outputs that carry items.
-- A disabled node is skipped, and nothing flows through it (NodeDrop's engine does the same).
-- A failing node fails the run; the remaining nodes are skipped. With the node setting
-  ``continueOnFail`` the error becomes the node's output instead: ``{"json": {"error": "..."}}`` on its
-  ``main`` (or first) output. With ``alwaysOutputData`` a node that output nothing emits one empty
-  item. ``timeout`` (milliseconds, as in NodeDrop) abandons a node that runs longer.
-- Each node runs in its own thread, so a timeout can be enforced and exceptions raised in the caller's
-  thread (signals, ``on_event``) leave this module untouched and immediately.
+  has finished (a merge therefore sees all its inputs; in NodeDrop a merge after an ifElse waits for
+  ever). A node that received nothing is ``skipped``, and so are the nodes after it unless items reach
+  them another way. Branching nodes (ifElse, switch, loop) only deliver on the outputs that carry items.
+- The nodes after a loop's ``loop`` output run once per batch, in sequence (RealtimeExecutionEngine
+  executeLoopNode); the ``done`` output then feeds the rest.
+- A disabled node is skipped, and nothing flows through it.
+- A failing node fails the run; the remaining nodes are skipped. Only with both node settings
+  ``continueOnFail`` and ``alwaysOutputData`` (NodeService.executeNode) does the error become the node's
+  output: ``{"error": message, "errorDetails": {"message", "name"}}`` on its ``main`` (or first) output.
+- ``$node`` in expressions holds the data of every node that ran so far, by id and by name.
+- ``timeout`` (milliseconds, a node setting) runs the node in its own thread and abandons it when it runs
+  longer; other nodes run in the caller's thread. Exceptions of the ``interrupts`` types (signals,
+  ``on_event``) leave this module untouched and immediately.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# Imported here, not on first use: a worker imports the engine before it forks a child per execution
+# (EXECUTION_ISOLATION=fork), and the node modules (httpx above all) took 70 ms to import in each child.
+import nodedrop_rq.workflow.nodes  # noqa: F401
 from nodedrop_rq.workflow.expressions import Expressions, node_data
 from nodedrop_rq.workflow.graph import topological_order
 from nodedrop_rq.workflow.limits import Limits

@@ -118,7 +118,8 @@ def unwrap_simple(value: Any) -> Any:
 
 
 def prepared(value: Any) -> Any:
-    """sanitize, unwrap_simple and strip_marker in one pass (the order NodeDrop applies them)."""
+    """What NodeDrop does to a parameter before resolving it, in its order: drop dangerous keys, unwrap a
+    whole ``{{x}}`` without expression syntax to ``x``, strip the ``=`` marker from every string."""
     if isinstance(value, str):
         if value.startswith("{{"):
             value = unwrap_simple(value)
@@ -137,16 +138,6 @@ def _stripped(value: Any) -> Any:
         return [_stripped(v) for v in value]
     if isinstance(value, dict):
         return {k: _stripped(v) for k, v in value.items() if k not in _DANGEROUS_KEYS}
-    return value
-
-
-def strip_marker(value: Any) -> Any:
-    if isinstance(value, str):
-        return value[1:] if value.startswith("=") else value
-    if isinstance(value, list):
-        return [strip_marker(v) for v in value]
-    if isinstance(value, dict):
-        return {k: strip_marker(v) for k, v in value.items()}
     return value
 
 

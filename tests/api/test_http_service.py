@@ -89,7 +89,7 @@ def test_bad_bodies_get_clear_codes_and_write_nothing(start_service, redis_conn)
         (httpx.post(url, content=b'{"workflow": {}}', headers={"content-type": "text/plain"}), 415),
         (httpx.post(url, content=b"{nope", headers={"content-type": "application/json"}), 400),
         (httpx.post(url, json=[1, 2]), 400),
-        (httpx.post(url, json={"input": {}}), 400),
+        (httpx.post(url, json={"input": {}}), 422),  # the request model requires "workflow"
     ]
     for response, code in cases:
         assert response.status_code == code, response.text

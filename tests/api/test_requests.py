@@ -49,17 +49,17 @@ def test_bad_bodies_get_exact_codes_and_write_nothing(start_service, redis_conn)
          400, "malformed JSON"),
         ("array", post("/api/executions", json=[valid.decode()]), 400, "invalid request body"),
         ("string", post("/api/executions", json="workflow"), 400, "invalid request body"),
-        ("no workflow", post("/api/executions", json={"input": {}}), 400, "invalid request body"),
-        ("null workflow", post("/api/executions", json={"workflow": None}), 400, "invalid request body"),
+        ("no workflow", post("/api/executions", json={"input": {}}), 422, "invalid request"),
+        ("null workflow", post("/api/executions", json={"workflow": None}), 422, "invalid request"),
         ("invalid workflow", post("/api/executions", json={"workflow": _invalid_workflow()}),
          422, "invalid workflow"),
         ("empty workflow", post("/api/executions", json={"workflow": {}}), 422, "invalid workflow"),
         ("bad input", post("/api/executions", json={"workflow": workflows.quick(), "input": 5}),
-         422, "invalid workflow"),
+         422, "invalid request"),
         ("bad key", post("/api/executions", json={"workflow": workflows.quick(), "idempotencyKey": 5}),
-         422, "invalid workflow"),
+         422, "invalid request"),
         ("long key", post("/api/executions", json={"workflow": workflows.quick(), "idempotencyKey": "k" * 201}),
-         422, "invalid workflow"),
+         422, "invalid request"),
     ]
     for description, response, status, error in cases:
         assert response.status_code == status, (description, response.text)

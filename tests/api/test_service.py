@@ -8,7 +8,7 @@ import os
 import signal
 import time
 
-from tests.conftest import descendants, wait_for
+from tests.conftest import descendants, holds_for, wait_for
 from tests.support import workflows
 
 UNKNOWN = "0" * 32
@@ -46,8 +46,8 @@ def test_api_only_service_never_runs_workflows_a_separate_pool_does(start_servic
     again = service.submit(workflows.quick(), [{"n": 1}, {"n": 2}], idempotencyKey="order-7")
     assert again.status_code == 202 and again.json()["id"] == execution_id
 
-    time.sleep(1.0)
-    assert service.http.get(f"/api/executions/{execution_id}").json()["status"] == "queued"
+    holds_for(lambda: service.http.get(f"/api/executions/{execution_id}").json()["status"] == "queued", 1.0,
+              what="an API-only service to leave the execution queued")
     assert service.http.get("/api/health").json()["queue"]["waiting"] == 1
     assert service.children() == []
 

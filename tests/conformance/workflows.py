@@ -17,6 +17,7 @@ MERGE = "backend/src/nodes/Merge/Merge.node.ts execute"
 JSON_NODE = "backend/src/nodes/Json/Json.node.ts execute"
 SPLIT = "backend/src/nodes/Split/Split.node.ts execute"
 PREVIEW = "backend/src/nodes/DataPreview/DataPreview.node.ts execute"
+LOOP = "backend/src/nodes/Loop/Loop.node.ts execute + services/execution/RealtimeExecutionEngine.ts executeLoopNode"
 MANUAL = "backend/src/nodes/ManualTrigger/ManualTrigger.node.ts execute"
 WEBHOOK = "backend/src/nodes/WebhookTrigger/WebhookTrigger.node.ts execute"
 SCHEDULE = "backend/src/nodes/ScheduleTrigger/ScheduleTrigger.node.ts execute"
@@ -110,6 +111,9 @@ add(set_after_data("helpers inside expressions", RESOLVER + " (HELPER_POLYFILL, 
 add(set_after_data("$execution, $workflow and $vars", PARAMS + " (expressionContext)", {
     "id": "{{ $execution.id }}", "mode": "{{ $execution.mode }}", "workflow": "{{ $workflow.name }}",
     "var": "{{ $vars.apiKey }}", "jsmode": "{{ $execution.mode.toUpperCase() }}"}))
+add(set_after_data("$input, $items and json inside JavaScript do not exist in NodeDrop", RESOLVER + " (safeEvaluateExpression)", {
+    "input": "{{ $input.first().json.name }}", "items": "{{ $items('Data')[0].json.name }}", "json": "{{ json.name + '!' }}",
+    "path": "{{ $input.item.json.name }}"}))
 add(set_after_data("numbers printed as JavaScript prints them", RESOLVER, {
     "big": "n={{ 1e21 }}", "small": "n={{ 0.0000001 }}", "neg": "n={{ -5 / 2 }}", "int": "n={{ 4 / 2 }}"},
     value={"x": 1}))
@@ -255,6 +259,22 @@ for mode, extra in [("batch", {"batchSize": 2}), ("byField", {"splitField": "typ
                     ("percentage", {"percentage": 40}), ("parts", {"parts": 2})]:
     case(f"split {mode}", SPLIT, export(f"split {mode}", [data(ROWS), node("sp", "split", {"mode": mode, **extra})],
                                         [conn("data", "sp")]))
+
+# --- loop: the nodes after `loop` once per batch, then `done` ------------------------------------------
+
+
+def loop_case(name: str, value: Any, parameters: dict[str, Any]) -> None:
+    case(name, LOOP, export(name, [
+        data(value), node("lp", "loop", parameters),
+        node("each", "set", values(seen="{{ $json.$index }}", batch="{{ $json.$batchSize }}")),
+        node("after", "set", values(last="{{ $node[\"each\"].seen }}"))],
+        [conn("data", "lp"), conn("lp", "each", "loop"), conn("lp", "after", "done")]))
+
+
+loop_case("loop over items in batches", [{"n": 1}, {"n": 2}, {"n": 3}], {"loopOver": "items", "batchSize": 2})
+loop_case("loop repeat", {"x": 1}, {"loopOver": "repeat", "repeatTimes": 3, "batchSize": 1})
+loop_case("loop over a field of objects", {"list": [{"a": 1}, {"b": 2}]}, {"loopOver": "field", "fieldName": "list",
+                                                                           "batchSize": 1})
 
 # --- data-preview ----------------------------------------------------------------------------------
 for fmt, extra in [("json", {}), ("json-compact", {"previewSource": "last"}), ("text", {"previewSource": "first"}),

@@ -6,6 +6,7 @@ import pytest
 
 from nodedrop_rq.workflow import Limits, NodeType, parse_workflow, run_workflow
 from nodedrop_rq.workflow.registry import register_node_type, unregister_node_type
+from tests.conftest import wait_for
 
 from .helpers import conn, node, out, run, trigger, workflow
 
@@ -167,8 +168,9 @@ def test_timeout_fails_the_node_and_stops_its_sleep():
     assert time.monotonic() - started < 5
     assert result.status == "failed"
     assert result.error.message == "node timed out after 100 ms"
-    time.sleep(0.2)  # the abandoned sleep was woken up and its thread ended
-    assert "node-slow" not in {t.name for t in threading.enumerate()} - before
+    # The abandoned sleep is woken up and its thread ends.
+    wait_for(lambda: "node-slow" not in {t.name for t in threading.enumerate()} - before, 5,
+             what="the timed-out node's thread to end")
 
 
 def test_timeout_with_continue_on_fail():

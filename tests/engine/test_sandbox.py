@@ -70,10 +70,10 @@ def test_an_infinite_loop_stops_at_the_time_limit():
 
 
 def test_the_time_limit_is_per_evaluation():
-    busy = "const end = Date.now() + 200; while (Date.now() < end) {} return 1;"
-    limits = Limits(js=JsLimits(time_limit_ms=350), code_max_timeout_ms=350)
+    busy = "const end = Date.now() + 600; while (Date.now() < end) {} return 1;"
+    limits = Limits(js=JsLimits(time_limit_ms=1000), code_max_timeout_ms=1000)
     doc = workflow([trigger(), node("a", "code", code=busy), node("b", "code", code=busy)])
-    assert run(doc, {"a": 1}, limits=limits).status == "succeeded"  # 400 ms in all, 200 ms each
+    assert run(doc, {"a": 1}, limits=limits).status == "succeeded"  # 1.2 s in all, 0.6 s each
 
 
 def test_huge_allocations_hit_the_memory_limit_and_the_sandbox_recovers():
@@ -119,3 +119,19 @@ def test_python_code_is_refused_at_validation(language):
 def test_expression_running_out_of_memory_fails_the_node():
     result = expression("{{ (() => { let a = []; while (true) a.push('x'.repeat(1 << 16)); })() }}", limits=TIGHT)
     assert result.status == "failed" and "memory" in result.error.message
+
+
+def test_an_endless_chain_of_awaits_stops_at_the_time_limit():
+    started = time.monotonic()
+    result = code("for (;;) { await null; }", limits=TIGHT, timeout=60_000)
+    assert time.monotonic() - started < 5
+    assert result.error.message == "JavaScript execution failed: Script execution timed out after 300ms"
+
+
+def test_a_regex_that_backtracks_for_ever_stops_at_the_time_limit():
+    condition = {"key": "s", "expression": "regex", "value": "^(a+)+$"}
+    doc = workflow([trigger(), node("if", "ifElse", mode="simple", condition=condition)])
+    started = time.monotonic()
+    result = run(doc, {"s": "a" * 40 + "b"}, limits=TIGHT)
+    assert time.monotonic() - started < 5
+    assert result.status == "failed" and "time limit of 300 ms" in result.error.message

@@ -19,7 +19,9 @@ def test_queue_gauges_follow_submissions(start_exporter, redis_conn, settings):
     base = start_exporter()
     for _ in range(3):
         submit_execution(workflows.quick(), connection=redis_conn, settings=settings)
-    time.sleep(1.1)
+    # The oldest waits at least a second: the age gauge is read from the job's enqueue time.
+    wait_for(lambda: scrape(base).get(q("nodedrop_queue_oldest_waiting_age_seconds"), 0) >= 1.0, 10,
+             what="the oldest execution to have waited 1 s")
     samples = scrape(base)
     assert samples[("nodedrop_redis_up", ())] == 1
     assert samples[q("nodedrop_queue_waiting")] == 3

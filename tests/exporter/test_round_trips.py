@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 from redis import Redis
 
-from bench.scrape import CountingRedis
 from exporter.collector import NodedropCollector
 from nodedrop_rq import keys
+from tests.support.counting import CountingRedis
 
 
 def _populate(connection: Redis, queues: int, workers: int) -> None:

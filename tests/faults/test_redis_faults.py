@@ -11,7 +11,7 @@ from nodedrop_rq.embedded_redis import EmbeddedRedis, free_port
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.state import TERMINAL
 from nodedrop_rq.submit import submit_execution
-from tests.conftest import wait_for
+from tests.conftest import holds_for, wait_for
 from tests.support import workflows
 
 
@@ -59,9 +59,14 @@ def test_workers_wait_for_redis_at_start_with_one_clear_line(start_pool, tmp_pat
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     pool = start_pool(concurrency=2, REDIS_URL=url)
-    time.sleep(4)
-    assert pool.process.poll() is None
-    lines = [line for line in pool.output().splitlines() if "does not answer" in line]
+
+    def reported() -> list[str]:
+        return [line for line in pool.output().splitlines() if "does not answer" in line]
+
+    wait_for(reported, 15, what="the line saying Redis does not answer")
+    # Backing off (0.5, 1, 2 s ...) without another line, and without the pool giving up.
+    holds_for(lambda: pool.process.poll() is None and len(reported()) == 1, 3, what=pool.output)
+    lines = reported()
     assert len(lines) == 1, pool.output()
     server = EmbeddedRedis(tmp_path, port=port)
     server.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 from redis import Redis
@@ -32,10 +31,10 @@ def tls_redis_url(tmp_path):
                                str(cert), "--tls-auth-clients", "no", "--save", "", "--dir", str(tmp_path)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
-    time.sleep(0.3)
+    # A redis-server built without TLS exits at once on the --tls options.
+    wait_for(lambda: server.poll() is not None or _pings(url), 10, what="the TLS redis-server")
     if server.poll() is not None:
         pytest.skip("this redis-server was built without TLS")
-    wait_for(lambda: _pings(url), 10, what="the TLS redis-server")
     yield url
     server.terminate()
     server.wait(10)

@@ -22,7 +22,6 @@ from tests.conftest import wait_for
 from tests.support import workflows
 
 FAST = {"EXECUTION_RETRY_INTERVALS": "1,1,1"}
-REPORT = Path(__file__).parent / "last-run.json"
 
 
 def _submit_mix(connection: Redis, settings, count: int, offset: int = 0) -> dict[str, str]:
@@ -44,9 +43,13 @@ def _account(connection: Redis, settings, kinds: dict[str, str]) -> dict[str, in
                "reruns_after_faults": 0}
     for execution_id, label in kinds.items():
         kind, tag = label.split(":")
+        runs = int(connection.get(f"test:runs:{tag}") or 0)
+        # Lost: the state is gone, or it says succeeded although the side effect never ran.
         if not connection.exists(keys.execution(execution_id)):
             figures["lost"] += 1
             continue
+        if kind == "ok" and runs == 0:
+            figures["lost"] += 1
         state = control.get(execution_id)
         assert state["status"] in TERMINAL, (execution_id, state["status"])
         figures[state["status"]] += 1
@@ -55,7 +58,8 @@ def _account(connection: Redis, settings, kinds: dict[str, str]) -> dict[str, in
             assert len(state["attempts"]) == state["maxAttempts"] == 4
             continue
         assert state["status"] == "succeeded", (execution_id, state["error"])
-        runs = int(connection.get(f"test:runs:{tag}") or 0)
+        if runs == 0:
+            continue
         attempts = state["attempts"]
         # At least once; more only when an attempt was cut off by a fault (each such attempt failed).
         assert 1 <= runs <= len(attempts), (tag, runs, attempts)
@@ -80,14 +84,30 @@ def _running_on(connection: Redis, pool_pid: int) -> set[str]:
     return running
 
 
-def _record(name: str, figures: dict[str, int]) -> None:
-    existing = json.loads(REPORT.read_text()) if REPORT.exists() else {}
-    existing[name] = figures
-    REPORT.write_text(json.dumps(existing, indent=2))
+def _ended(connection: Redis, kinds: dict[str, str]) -> bool:
+    """Every execution is terminal, or its state is gone (which _account then counts as lost)."""
+    statuses = [connection.hget(keys.execution(i), "status") for i in kinds]
+    return all(s is None or s.decode() in TERMINAL for s in statuses)
+
+
+def _record(path: Path, name: str, figures: dict[str, int]) -> None:
+    # Under the test's tmp path, never the source tree; printed so that `pytest -s` shows the figures.
+    path.write_text(json.dumps({name: figures}, indent=2))
+    print(f"{name}: {json.dumps(figures)}")
+
+
+def test_the_account_counts_lost_executions(redis_conn, settings):
+    """_account's `lost` is computed: a state that vanished, and a success whose side effect never ran."""
+    kinds = _submit_mix(redis_conn, settings, 2)  # e0, e1: both "ok" (0.3 s)
+    gone, kept = list(kinds)
+    redis_conn.delete(keys.execution(gone))
+    redis_conn.hset(keys.execution(kept), mapping={"status": "succeeded", "attempt": 1})
+    redis_conn.hset(keys.counters(settings.queue), "completed", 1)
+    assert _account(redis_conn, settings, kinds)["lost"] == 2
 
 
 @pytest.mark.parametrize("isolation", ["fork", "inline"])
-def test_sigkilled_pools_lose_nothing(start_pool, redis_conn, settings, isolation):
+def test_sigkilled_pools_lose_nothing(start_pool, redis_conn, settings, isolation, tmp_path):
     fast = settings.with_overrides(retry_intervals=(1, 1, 1))
     env = dict(FAST, EXECUTION_ISOLATION=isolation)
     start_pool(concurrency=2, **env)
@@ -109,32 +129,32 @@ def test_sigkilled_pools_lose_nothing(start_pool, redis_conn, settings, isolatio
                  what="the victim pool to run a slow execution")
         victim.kill_all()
         kills += 1
-    wait_for(lambda: all(redis_conn.hget(keys.execution(i), "status").decode() in TERMINAL for i in kinds), 150,
-             interval=0.5, what="every execution to end")
+    wait_for(lambda: _ended(redis_conn, kinds), 150, interval=0.5, what="every execution to end")
     figures = _account(redis_conn, fast, kinds)
     figures["pools_sigkilled"] = kills
     assert figures["lost"] == 0
     assert figures["reruns_after_faults"] >= kills  # each kill cut off at least one running execution
-    _record("sigkill" if isolation == "fork" else f"sigkill-{isolation}", figures)
+    _record(tmp_path / "figures.json", "sigkill" if isolation == "fork" else f"sigkill-{isolation}", figures)
 
 
-def test_scale_down_with_sigterm_finishes_running_executions(start_pool, redis_conn, settings):
+def test_scale_down_with_sigterm_finishes_running_executions(start_pool, redis_conn, settings, tmp_path):
     fast = settings.with_overrides(retry_intervals=(1, 1, 1))
     keeper = start_pool(concurrency=1, **FAST)
     leaving = [start_pool(concurrency=2, **FAST) for _ in range(2)]
     wait_for(lambda: len(redis_conn.smembers("rq:workers")) >= 5, 20, what="pools to register")
     kinds = _submit_mix(redis_conn, fast, 20)
-    time.sleep(1)
+    # The leaving pools are busy when they get SIGTERM: a warm shutdown has something to finish.
+    wait_for(lambda: any(_running_on(redis_conn, pool.pid) for pool in leaving), 20, interval=0.05,
+             what="a leaving pool to run an execution")
     started = time.monotonic()
     codes = [pool.terminate(timeout=60) for pool in leaving]
     took = time.monotonic() - started
     assert codes == [0, 0]
     assert took < 30  # within compose's stop_grace_period for these short executions
-    wait_for(lambda: all(redis_conn.hget(keys.execution(i), "status").decode() in TERMINAL for i in kinds), 120,
-             interval=0.5, what="every execution to end")
+    wait_for(lambda: _ended(redis_conn, kinds), 120, interval=0.5, what="every execution to end")
     figures = _account(redis_conn, fast, kinds)
     assert figures["reruns_after_faults"] == 0  # a warm shutdown interrupts nothing
     assert keeper.process.poll() is None
     figures["pools_sigtermed"] = 2
     figures["shutdown_seconds"] = round(took, 1)
-    _record("sigterm", figures)
+    _record(tmp_path / "figures.json", "sigterm", figures)

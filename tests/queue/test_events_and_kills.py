@@ -9,12 +9,12 @@ import time
 
 from rq.command import send_stop_job_command
 
-from bench.common import descendants
 from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.submit import submit_execution
 from tests.conftest import wait_for
 from tests.queue.test_executions import wait_status
 from tests.support import workflows
+from tests.support.processes import descendants
 
 
 def test_node_and_execution_events_are_published(start_pool, redis_conn, settings):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.submit import submit_execution
-from tests.conftest import wait_for
+from tests.conftest import holds_for, wait_for
 from tests.queue.test_executions import status_of, wait_status
 from tests.support import workflows
 
@@ -47,8 +45,7 @@ def test_cancel_and_stop_command_inline(start_pool, redis_conn, settings):
     wait_for(lambda: redis_conn.hget(f"nodedrop:execution:{second}", "currentNode") == b"sleep", 20)
     send_stop_job_command(redis_conn, second)  # must not kill the worker's own process group
     wait_status(redis_conn, second, "cancelled", 20)
-    time.sleep(0.5)
-    assert pool.process.poll() is None
+    holds_for(lambda: pool.process.poll() is None, 0.5, what="the pool to survive the stop command")
     assert status_of(redis_conn, first) == "cancelled"
 
 

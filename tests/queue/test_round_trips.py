@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from redis import Redis
 from rq import Queue
 from rq.suspension import resume, suspend
 
-from bench.round_trips import counting
 from nodedrop_rq.connection import SERIALIZER
 from nodedrop_rq.submit import submit_execution
 from nodedrop_rq.worker import ExecutionWorker
-from tests.conftest import wait_for
+from tests.conftest import holds_for, wait_for
 from tests.queue.test_executions import status_of, wait_status
 from tests.support import workflows
+from tests.support.counting import counting
 
 
 @pytest.mark.parametrize("isolation", ["fork", "inline"])
@@ -44,9 +42,8 @@ def test_idle_worker_keeps_a_full_lease_after_an_execution(start_pool, redis_con
                                         settings=settings.with_overrides(retry_intervals=(0,)))
     wait_status(redis_conn, execution_id, outcome, 20)
     (worker_key,) = wait_for(lambda: redis_conn.smembers("rq:workers"), 10)
-    time.sleep(0.5)
+    wait_for(lambda: redis_conn.hget(worker_key, "state") == b"idle", 10, what="the worker to be idle again")
     assert redis_conn.ttl(worker_key) > settings.worker_ttl
-    assert redis_conn.hget(worker_key, "state") == b"idle"
 
 
 def test_suspension_is_still_noticed(start_pool, redis_conn, settings):
@@ -59,8 +56,7 @@ def test_suspension_is_still_noticed(start_pool, redis_conn, settings):
         woken = submit_execution(workflows.quick(), connection=redis_conn, settings=settings)
         wait_status(redis_conn, woken, "succeeded", 20)
         held = submit_execution(workflows.quick(), connection=redis_conn, settings=settings)
-        time.sleep(2)
-        assert status_of(redis_conn, held) == "queued"
+        holds_for(lambda: status_of(redis_conn, held) == "queued", 2, what="a suspended worker to leave it queued")
     finally:
         resume(redis_conn)
     wait_status(redis_conn, held, "succeeded", 20)

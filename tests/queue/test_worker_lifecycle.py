@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from datetime import datetime, timezone
 
 from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.submit import submit_execution
@@ -22,18 +22,16 @@ def test_sigkilled_pool_execution_finishes_on_another_pool_within_30_s(start_poo
     survivor = start_pool(concurrency=1)
     wait_for(lambda: len(redis_conn.smembers("rq:workers")) >= 2, 15, what="second pool to register")
     doomed.kill_all()
-    killed_at = time.monotonic()
-    # Recovery (abandoned-job detection, <= 30 s) + the 2 s retry delay + the 4 s sleep of the rerun.
-    wait_status(redis_conn, execution_id, "succeeded", 30 + 2 + 4 + 5)
-    recovered_in = time.monotonic() - killed_at
+    killed_at = datetime.now(timezone.utc)
+    # Waits well past the promise, so that the assertions below (not this wait) decide whether it was kept.
+    wait_status(redis_conn, execution_id, "succeeded", 90)
     state = ExecutionControl(redis_conn, settings).get(execution_id)
     assert state["attempt"] == 2
     assert state["attempts"][0]["status"] == "failed"
     assert state["attempts"][0]["error"]["kind"] == "abandoned"
-    # The rerun started within 30 s of the kill (plus the 2 s retry interval).
-    rerun_started = state["attempts"][1]["startedAt"]
-    assert rerun_started
-    assert recovered_in < 41
+    # The promise: the rerun starts within 30 s of the kill, plus the 2 s retry interval.
+    rerun_started = datetime.fromisoformat(state["attempts"][1]["startedAt"].replace("Z", "+00:00"))
+    assert 0 < (rerun_started - killed_at).total_seconds() < 30 + 2, (killed_at, rerun_started)
     assert runs(redis_conn) == 2  # the side effect ran once per attempt, no more
     assert survivor.process.poll() is None
 
@@ -51,7 +49,7 @@ def test_a_crashed_worker_process_is_replaced(start_pool, redis_conn, settings):
     import os
     import signal
 
-    from bench.common import descendants
+    from tests.support.processes import descendants
 
     pool = start_pool(concurrency=2)
     wait_for(lambda: len(descendants(pool.pid)) >= 2, 15, what="workers")

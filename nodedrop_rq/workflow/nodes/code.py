@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nodedrop_rq.workflow.expressions import sanitize
 from nodedrop_rq.workflow.js import UNDEFINED, JsError, JsLimitExceeded, thread_sandbox
 from nodedrop_rq.workflow.js.values import js_number_or, stringify
 from nodedrop_rq.workflow.limits import Limits
@@ -60,6 +61,8 @@ class CodeNode(NodeType):
             if ctx.parameter("continueOnFail", False) is True:
                 return {"main": [{"json": {"error": True, "message": str(exc)}}]}
             raise
+        # NodeService.executeNode sanitises every node's output the same way.
+        result = sanitize(result)
         results = result if isinstance(result, list) else [result]
         return {"main": [{"json": None if value is UNDEFINED else value} for value in results]}
 

@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from nodedrop_rq.workflow.expressions import has_expression
-from nodedrop_rq.workflow.js import UNDEFINED, JsError, JsLimits, thread_sandbox
+from nodedrop_rq.workflow.js import UNDEFINED, JsError, JsLimitExceeded, JsLimits, thread_sandbox
 from nodedrop_rq.workflow.js.values import member, to_text
 from nodedrop_rq.workflow.node_type import NodeContext
 from nodedrop_rq.workflow.nodes.items import MISSING, data_of, get_path
@@ -139,7 +139,7 @@ def _plain_path(item: Any, path: str) -> Any:
     return current
 
 
-def compare(operation: Any, value1: Any, value2: Any) -> bool:
+def compare(operation: Any, value1: Any, value2: Any, js_limits: JsLimits | None = None) -> bool:
     """NodeDrop's ``evaluateSingleCondition`` (IfElse.node.ts, Switch.node.ts)."""
     left = "" if value1 is UNDEFINED or value1 is None else to_text(value1)
     right = "" if value2 is UNDEFINED or value2 is None else to_text(value2)
@@ -165,7 +165,7 @@ def compare(operation: Any, value1: Any, value2: Any) -> bool:
     if operation == "isNotEmpty":
         return bool(left) and _js_trim(left) != ""
     if operation == "regex":
-        return js_regex_test(right, left)
+        return js_regex_test(right, left, js_limits or JsLimits())
     raise ValueError(f"Unknown operation: {to_text(operation)}")
 
 
@@ -174,12 +174,15 @@ def _js_trim(text: str) -> str:
                       "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff")
 
 
-def js_regex_test(pattern: str, subject: str) -> bool:
-    """``new RegExp(pattern).test(subject)``, run in the JavaScript sandbox so the dialect is JS's."""
-    sandbox = thread_sandbox(JsLimits())
+def js_regex_test(pattern: str, subject: str, js_limits: JsLimits) -> bool:
+    """``new RegExp(pattern).test(subject)``, run in the JavaScript sandbox so the dialect is JS's (and
+    a pattern that backtracks for ever stops at the time limit)."""
+    sandbox = thread_sandbox(js_limits)
     try:
         result = sandbox.evaluate("new RegExp($json.p).test($json.s)",
                                   json.dumps({"p": pattern, "s": subject[:MAX_REGEX_SUBJECT]}), None, "{}")
+    except JsLimitExceeded as exc:
+        raise ValueError(f"regex {pattern!r}: {exc}") from None
     except JsError:
         raise ValueError(f"Invalid regex pattern: {pattern}") from None
     return result is True

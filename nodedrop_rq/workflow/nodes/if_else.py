@@ -89,7 +89,7 @@ class IfElseNode(NodeType):
         def test(condition: Mapping[str, Any]) -> bool:
             key = condition.get("key", UNDEFINED)
             value = field_value(first, key) if first is not UNDEFINED else key
-            return compare(condition.get("expression"), value, condition.get("value", UNDEFINED))
+            return compare(condition.get("expression"), value, condition.get("value", UNDEFINED), ctx.limits.js)
 
         mode = ctx.parameter("mode", "simple")
         if mode == "simple":

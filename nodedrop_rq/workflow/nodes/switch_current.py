@@ -67,7 +67,7 @@ def route(ctx: NodeContext) -> Outputs:
                 if not isinstance(condition, dict) or not truthy(condition.get("key", UNDEFINED)):
                     continue
                 value = field_value(data, condition["key"])
-                if compare(condition.get("expression"), value, condition.get("value", UNDEFINED)):
+                if compare(condition.get("expression"), value, condition.get("value", UNDEFINED), ctx.limits.js):
                     outputs[index].append({"json": data})
                     break
     return {f"output{i}": routed for i, routed in enumerate(outputs)}

@@ -1,0 +1,46 @@
+"""Stored records made answerable: reading an execution must never fail because of what it stored.
+
+A node can produce output that Python's ``json`` wrote but a strict serializer will not write back (NaN,
+lone surrogates, nesting past pydantic's limit), and a hash written by hand or by an older version may not
+have the documented shape. Such values are answered in a form that can be serialized (see
+:func:`nodedrop_rq.cli.jsontext.readable`), and fields that do not fit the response model are moved
+to ``unreadableFields`` as JSON text, so the rest of the state is still answered.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from nodedrop_rq.api.models import ExecutionState
+from nodedrop_rq.cli.jsontext import readable
+
+# Fields a state cannot be answered without; their absence is a 404 (see app._complete).
+_REQUIRED = ("id", "status")
+
+
+def state_answer(found: dict[str, Any]) -> dict[str, Any]:
+    """``found`` (a decoded execution state) in a form that :class:`ExecutionState` validates and
+    serializes."""
+    return fit(ExecutionState, readable(found))
+
+
+def fit(model: type[BaseModel], record: dict[str, Any]) -> dict[str, Any]:
+    record = dict(record)
+    unreadable: dict[str, str] = {}
+    for _ in range(len(record) + 1):
+        try:
+            model.model_validate(record)
+            break
+        except ValidationError as exc:
+            fields = {error["loc"][0] for error in exc.errors() if error.get("loc")}
+            movable = [f for f in fields if isinstance(f, str) and f in record and f not in _REQUIRED]
+            if not movable:
+                raise
+            for field in movable:
+                unreadable[field] = json.dumps(record.pop(field))
+    if unreadable:
+        record["unreadableFields"] = unreadable
+    return record
