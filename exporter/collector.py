@@ -14,9 +14,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
-from rq.worker_registration import REDIS_WORKER_KEYS
 
 from nodedrop_rq import counters, keys
+from nodedrop_rq.rq_integration import names
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.stats import add_count_commands
 from nodedrop_rq.worker import POOL_FIELD
@@ -65,7 +65,7 @@ class NodedropCollector(Collector):
     def _collect_from_redis(self) -> Iterator[Metric]:
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.smembers(keys.queues())
-            pipe.smembers(REDIS_WORKER_KEYS)
+            pipe.smembers(names.WORKERS)
             pipe.info("memory")
             pipe.zcard(keys.SCHEDULED_JOBS)
             pipe.zrange(keys.SCHEDULED_JOBS, 0, 0, withscores=True)
@@ -76,7 +76,7 @@ class NodedropCollector(Collector):
         with self.connection.pipeline(transaction=False) as pipe:
             for queue in queues:
                 add_count_commands(pipe, queue)
-                self._oldest(keys=[f"rq:queue:{queue}"], args=["rq:job:"], client=pipe)
+                self._oldest(keys=[names.queue(queue)], args=[names.JOB_KEY_PREFIX], client=pipe)
                 pipe.hgetall(keys.counters(queue))
             for key in worker_keys:
                 pipe.hmget(key, "state", "last_heartbeat", POOL_FIELD)

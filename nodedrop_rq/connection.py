@@ -9,14 +9,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from redis import Redis
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
-from rq.serializers import JSONSerializer
 
+from nodedrop_rq.rq_integration.names import SERIALIZER, SERIALIZER_PATH  # noqa: F401 - re-exported
 from nodedrop_rq.settings import Settings
-
-# One serializer for every reader and writer (workers, API, exporter, rq-dashboard --json, other
-# languages): jobs never hold pickle.
-SERIALIZER = JSONSerializer
-SERIALIZER_PATH = "rq.serializers.JSONSerializer"
 
 
 def redis_from_settings(settings: Settings, socket_timeout: float | None = None) -> Redis:

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 
 from redis import Redis
 from redis.client import Pipeline
-from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from nodedrop_rq import keys
+from nodedrop_rq.rq_integration import names
 
 
 @dataclass(frozen=True)
@@ -35,13 +35,7 @@ class QueueStats:
 
 
 def queue_keys(queue: str) -> tuple[str, str, str, str, str]:
-    return (
-        f"rq:queue:{queue}",
-        StartedJobRegistry.key_template.format(queue),
-        FinishedJobRegistry.key_template.format(queue),
-        FailedJobRegistry.key_template.format(queue),
-        ScheduledJobRegistry.key_template.format(queue),
-    )
+    return (names.queue(queue), *names.registries(queue))
 
 
 def add_count_commands(pipe: Pipeline, queue: str) -> None:
