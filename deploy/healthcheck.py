@@ -5,6 +5,10 @@ Kubernetes probes pick the mode per service).
     nodedrop-healthcheck [api]    GET the API's /api/health (200 = healthy; 503 when Redis is unreachable)
     nodedrop-healthcheck exporter GET the exporter's /health (200 = it can read Redis)
     nodedrop-healthcheck worker   this host runs at least one ExecutionWorker with a fresh heartbeat in Redis
+    nodedrop-healthcheck worker-liveness
+                                  the same, but healthy while Redis cannot be reached: for a liveness probe,
+                                  which must not restart every worker in a Redis outage (they reconnect by
+                                  themselves, and a restart would kill the executions they still run)
 
 Exit 0 when healthy, 1 otherwise, with one line saying why (Docker keeps it in `docker inspect`).
 A second argument overrides the URL of the api and exporter modes: ``nodedrop-healthcheck api URL``.
@@ -35,9 +39,10 @@ def check_http(url: str) -> tuple[bool, str]:
         return False, f"{url}: {exc}"
 
 
-def check_worker(settings: Settings, hostname: str) -> tuple[bool, str]:
+def check_worker(settings: Settings, hostname: str, unreachable_ok: bool = False) -> tuple[bool, str]:
     """At least one worker registered from ``hostname`` (the container) heartbeated recently: the same
-    freshness rule the exporter uses for ``nodedrop_workers``."""
+    freshness rule the exporter uses for ``nodedrop_workers``. With ``unreachable_ok``, a Redis that does not
+    answer proves nothing about this container's workers, so it counts as healthy."""
     from redis.exceptions import RedisError
     from rq.worker_registration import REDIS_WORKER_KEYS
 
@@ -53,7 +58,9 @@ def check_worker(settings: Settings, hostname: str) -> tuple[bool, str]:
                 pipe.hmget(key, "hostname", "last_heartbeat", "death")
             rows = pipe.execute()
     except RedisError as exc:
-        return False, f"cannot read {describe_redis_url(settings.redis_url)}: {type(exc).__name__}: {exc}"
+        where = f"cannot read {describe_redis_url(settings.redis_url)}: {type(exc).__name__}: {exc}"
+        return (True, f"{where} (cannot judge the workers; they reconnect by themselves)") if unreachable_ok \
+            else (False, where)
     live = 0
     for host, heartbeat, death in rows:
         if death is not None or host is None or heartbeat is None or host.decode() != hostname:
@@ -87,10 +94,10 @@ def main(argv: list[str]) -> int:
         ok, why = check_http(override or f"http://127.0.0.1:{settings.api_port}/api/health")
     elif mode == "exporter":
         ok, why = check_http(override or f"http://127.0.0.1:{settings.exporter_port}/health")
-    elif mode == "worker":
-        ok, why = check_worker(settings, socket.gethostname())
+    elif mode in ("worker", "worker-liveness"):
+        ok, why = check_worker(settings, socket.gethostname(), unreachable_ok=mode == "worker-liveness")
     else:
-        print(f"usage: nodedrop-healthcheck [api|exporter|worker] [URL] (got {mode!r})")
+        print(f"usage: nodedrop-healthcheck [api|exporter|worker|worker-liveness] [URL] (got {mode!r})")
         return 2
     print(("healthy: " if ok else "unhealthy: ") + why)
     return 0 if ok else 1

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import logging
 import math
+import platform
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from importlib import metadata
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -29,6 +31,27 @@ local id = redis.call('LINDEX', KEYS[1], 0)
 if not id then return false end
 return redis.call('HGET', ARGV[1] .. id, 'enqueued_at')
 """
+
+
+class BuildInfoCollector(Collector):
+    """``nodedrop_build_info{version, rq_version, python_version} 1``: which build answers, so a dashboard
+    can show a rolling upgrade and a query can join on it. Independent of Redis."""
+
+    def __init__(self) -> None:
+        self.labels = [_distribution_version("nodedrop-rq"), _distribution_version("rq"), platform.python_version()]
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily("nodedrop_build_info", "Versions of nodedrop-rq, rq and Python of this exporter.",
+                                 labels=["version", "rq_version", "python_version"])
+        info.add_metric(self.labels, 1)
+        yield info
+
+
+def _distribution_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class NodedropCollector(Collector):

@@ -1,4 +1,6 @@
-"""The exporter's HTTP server: ``/metrics`` (Prometheus text, OpenMetrics when asked) and ``/health``."""
+"""The exporter's HTTP server: ``/metrics`` (Prometheus text, OpenMetrics when asked), ``/healthz``
+(liveness: the process serves HTTP, Redis is not consulted), ``/healthz/readiness`` and ``/health`` (200 only
+when Redis answers a PING; ``/health`` is the older name, kept for existing probes)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 from redis import Redis
 from redis.exceptions import RedisError
 
-from exporter.collector import NodedropCollector
+from exporter.collector import BuildInfoCollector, NodedropCollector
 from nodedrop_rq.connection import redis_from_settings
 from nodedrop_rq.errors import ListenFailed
 from nodedrop_rq.settings import Settings
@@ -26,13 +28,18 @@ StartResponse = Callable[..., object]
 def build_app(connection: Redis, settings: Settings) -> Callable[[dict, StartResponse], Iterable[bytes]]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodedropCollector(connection, settings))
+    registry.register(BuildInfoCollector())
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
             return metrics_app(environ, start_response)
-        if path == "/health":
+        if path == "/healthz":
+            # Liveness must not depend on Redis: during an outage the exporter is what reports
+            # nodedrop_redis_up 0, and restarting it would only hide that.
+            return _json(start_response, "200 OK", {"status": "ok"})
+        if path in ("/health", "/healthz/readiness"):
             try:
                 connection.ping()
                 body, status = {"status": "healthy", "redis": "up"}, "200 OK"
@@ -40,7 +47,8 @@ def build_app(connection: Redis, settings: Settings) -> Callable[[dict, StartRes
                 body = {"status": "unhealthy", "redis": "down", "reason": f"{type(exc).__name__}: {exc}"}
                 status = "503 Service Unavailable"
             return _json(start_response, status, body)
-        return _json(start_response, "404 Not Found", {"error": f"no route {path}; try /metrics or /health"})
+        return _json(start_response, "404 Not Found",
+                     {"error": f"no route {path}; try /metrics, /healthz or /healthz/readiness"})
 
     return app
 

@@ -98,7 +98,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
+        env = _with_secret_files(os.environ if environ is None else environ, SECRET_VARIABLES)
         d = cls()
         return cls(
             redis_url=_redis_url(env, "REDIS_URL", d.redis_url),
@@ -118,7 +118,7 @@ class Settings:
                 env, "EXECUTION_JOB_MONITORING_INTERVAL", d.job_monitoring_interval, minimum=1
             ),
             heartbeat_grace=_int(env, "EXECUTION_HEARTBEAT_GRACE", d.heartbeat_grace, minimum=1),
-            api_token=env.get("NODEDROP_API_TOKEN") or None,
+            api_token=_api_token(env, "NODEDROP_API_TOKEN"),
             api_host=env.get("NODEDROP_API_HOST", d.api_host) or d.api_host,
             api_port=_int(env, "NODEDROP_API_PORT", d.api_port, minimum=1, maximum=65535),
             exporter_host=env.get("NODEDROP_EXPORTER_HOST", d.exporter_host) or d.exporter_host,
@@ -145,6 +145,48 @@ class Settings:
             scheduler_interval=_int(env, "NODEDROP_SCHEDULER_INTERVAL", d.scheduler_interval, minimum=1, maximum=60),
             scheduler_lock_ttl=_int(env, "NODEDROP_SCHEDULER_LOCK_TTL", d.scheduler_lock_ttl, minimum=2, maximum=300),
         )
+
+
+# Variables that may instead be given as NAME_FILE, the path of a file holding the value (Docker and
+# Kubernetes secrets mounted as files stay out of the environment, `docker inspect` and /proc/*/environ).
+SECRET_VARIABLES = ("REDIS_URL", "NODEDROP_API_TOKEN")
+# deploy/k8s ships this in its Secret so that applying the manifests unedited cannot start an API that a
+# guessable token opens: a token that starts with it stops the process at start.
+API_TOKEN_PLACEHOLDER = "REPLACE_ME"  # noqa: S105 - the marker of a missing token, not one
+
+
+def _with_secret_files(env: Mapping[str, str], names: tuple[str, ...]) -> Mapping[str, str]:
+    resolved: dict[str, str] | None = None
+    for name in names:
+        path = _raw(env, f"{name}_FILE")
+        if path is None:
+            continue
+        try:
+            with open(path, encoding="utf-8") as handle:
+                # A trailing newline is what `echo value > file` and most editors leave; it is never meant.
+                value = handle.read().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise SettingsError(f"invalid {name}_FILE={path!r}: cannot read it ({reason})") from None
+        if not value.strip():
+            raise SettingsError(f"invalid {name}_FILE={path!r}: the file is empty")
+        given = env.get(name)
+        # Two different values would leave it to chance which one the operator meant. The same value is
+        # fine: a parent that resolved the file passes it on to its children as the variable.
+        if given is not None and given.strip() and given != value:
+            raise SettingsError(f"invalid {name}_FILE: {name} is set too, to another value; set only one of them")
+        resolved = dict(env) if resolved is None else resolved
+        resolved[name] = value
+    return env if resolved is None else resolved
+
+
+def _api_token(env: Mapping[str, str], name: str) -> str | None:
+    token = env.get(name) or None
+    if token is not None and token.strip().startswith(API_TOKEN_PLACEHOLDER):
+        # Never echo the value: name the variable and what to do.
+        raise SettingsError(f"invalid {name}: it is the deploy files' placeholder; set a real token "
+                            f"(e.g. openssl rand -hex 32) or leave it unset for an API on loopback only")
+    return token
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:

@@ -41,6 +41,7 @@ from nodedrop_rq import keys
 from nodedrop_rq.api.answers import state_answer
 from nodedrop_rq.api.body import ClientGone, parse_model, read_json_object
 from nodedrop_rq.api.errors import ApiError, problems_error, scrub
+from nodedrop_rq.api.health_routes import build_health_router
 from nodedrop_rq.api.models import (
     ErrorResponse,
     ExecutionState,
@@ -225,6 +226,7 @@ def create_app(settings: Settings, connection: Redis | None = None,
 
     app.include_router(router)
     app.include_router(build_schedule_router(connection, settings, auth, router_responses))
+    app.include_router(build_health_router(health_connection, redis_where, lambda exc: _describe(exc, secrets)))
 
     @app.get(
         "/api/health",

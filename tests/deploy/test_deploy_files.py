@@ -23,7 +23,7 @@ EXPORTED = {
     "nodedrop_execution_duration_seconds_count", "nodedrop_workers", "nodedrop_worker_capacity",
     "nodedrop_worker_pools", "nodedrop_worker_utilization_ratio", "nodedrop_workers_desired", "nodedrop_redis_up",
     "nodedrop_redis_memory_used_bytes", "nodedrop_exporter_scrape_duration_seconds", "nodedrop_schedules",
-    "nodedrop_schedule_lag_seconds",
+    "nodedrop_schedule_lag_seconds", "nodedrop_build_info",
 }
 COMPOSE = shutil.which("docker-compose")
 PROMTOOL = shutil.which("promtool")
@@ -98,27 +98,87 @@ def test_every_alert_has_a_summary_and_a_runbook():
         assert _metric_names(rule["expr"]) <= EXPORTED | {"up"}
 
 
+def test_alert_rule_tests_use_scrape_labels_and_cover_every_alert():
+    """promtool tests on bare series pass rules that never fire on real ones (a join of series with and
+    without job/instance matches nothing): every input series must carry the labels a scrape adds, and
+    every alert must be shown both firing and staying quiet."""
+    alerts = {rule["alert"] for group in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+              for rule in group["rules"]}
+    tests = yaml.safe_load((DEPLOY / "prometheus" / "alerts.test.yml").read_text())["tests"]
+    fired, quiet = set(), set()
+    for case in tests:
+        for series in case["input_series"]:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', series["series"]))
+            assert labels.get("job") == "nodedrop" and labels.get("instance"), series["series"]
+        for check in case["alert_rule_test"]:
+            (fired if check["exp_alerts"] else quiet).add(check["alertname"])
+            for alert in check["exp_alerts"]:
+                # An alert may keep job/instance (it names the exporter) but never carries half of them.
+                assert ("job" in alert["exp_labels"]) == ("instance" in alert["exp_labels"])
+    assert fired == alerts and quiet == alerts
+
+
 def _metric_names(expr: str) -> set[str]:
     return set(re.findall(r"\b(nodedrop_[a-z_]+|up)\b(?=\s*[{\[)]|\s*$|\s*[=<>])", expr))
 
 
-def test_grafana_dashboard_uses_exported_metrics_and_a_fixed_datasource():
+def test_grafana_dashboard_uses_exported_metrics_and_a_datasource_variable():
     text = (DEPLOY / "grafana" / "dashboards" / "nodedrop.json").read_text()
     assert "__inputs" not in text and "${DS_" not in text
     dashboard = json.loads(text)
-    provisioned = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
-    uid = provisioned["datasources"][0]["uid"]
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    # A datasource variable: imported into another Grafana, the panels use its Prometheus (the default one
+    # until the user picks another), not a uid that only the provisioned Grafana has.
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert not variables["datasource"].get("current")
+    selected = {"type": "prometheus", "uid": "${datasource}"}
+    assert variables["queue"]["datasource"] == selected
     used = set()
     for panel in dashboard["panels"]:
-        assert panel["datasource"]["uid"] == uid, panel["title"]
+        assert panel["datasource"] == selected, panel["title"]
         for target in panel["targets"]:
-            assert target["datasource"]["uid"] == uid
+            assert target["datasource"] == selected, panel["title"]
             used |= set(re.findall(r"nodedrop_[a-z_]+", target["expr"]))
     assert used <= EXPORTED, used - EXPORTED
     assert {"nodedrop_queue_waiting", "nodedrop_executions_completed_total", "nodedrop_workers_desired",
-            "nodedrop_worker_pools", "nodedrop_execution_duration_seconds_bucket", "nodedrop_redis_up"} <= used
+            "nodedrop_worker_pools", "nodedrop_execution_duration_seconds_bucket", "nodedrop_redis_up",
+            "nodedrop_worker_utilization_ratio", "nodedrop_build_info"} <= used
     provider = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "nodedrop.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/etc/grafana/dashboards"
+
+
+def _is_ratio(expr: str) -> bool:
+    return "_ratio" in expr or " / " in expr
+
+
+def test_grafana_ratios_never_share_an_axis_with_counts():
+    """A 0-1 ratio drawn on the axis of counts in the hundreds is a flat line at the bottom."""
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "nodedrop.json").read_text())
+    ratio_panels = 0
+    for panel in dashboard["panels"]:
+        ratios = {_is_ratio(target["expr"]) for target in panel["targets"]}
+        assert len(ratios) == 1, f"{panel['title']!r} mixes ratios and counts"
+        defaults = panel["fieldConfig"]["defaults"]
+        if ratios == {True}:
+            ratio_panels += 1
+            assert (defaults.get("unit"), defaults.get("min"), defaults.get("max")) == ("percentunit", 0, 1), \
+                panel["title"]
+        else:
+            assert defaults.get("unit") != "percentunit", panel["title"]
+    assert ratio_panels == 2  # failure ratio, worker utilisation
+
+
+def test_dashboard_and_alerts_do_not_add_up_exporter_replicas():
+    """Each exporter replica reports the same global numbers: an aggregation across them must be max (or
+    min), never sum, before anything else. tests/deploy/test_prometheus_integration.py checks the numbers
+    with two real replicas; this catches it without Prometheus."""
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "nodedrop.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [r["expr"] for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+              for r in g["rules"]]
+    for expr in exprs:
+        # sum directly over a metric (or a rate of one) would count every replica.
+        assert not re.search(r"sum(\s+by\s*\([^)]*\))?\s*\(\s*(rate\(|deriv\()?nodedrop_", expr), expr
 
 
 def test_exported_metric_list_matches_a_real_scrape(redis_url):
@@ -135,26 +195,6 @@ def test_exported_metric_list_matches_a_real_scrape(redis_url):
                         lambda *args: None)).decode()
     names = {s.name for f in text_string_to_metric_families(body) for s in f.samples if not s.name.endswith("_created")}
     assert names == EXPORTED
-
-
-def test_kubernetes_manifests():
-    documents = {}
-    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            documents[(doc["kind"], doc["metadata"]["name"])] = doc
-    worker = documents[("Deployment", "nodedrop-worker")]["spec"]["template"]["spec"]
-    env = {e["name"]: e["value"] for e in worker["containers"][0].get("env", [])}
-    assert worker["terminationGracePeriodSeconds"] > int(env["EXECUTION_JOB_TIMEOUT"])
-    assert worker["containers"][0]["args"] == ["nodedrop-rq", "worker"]
-    scaled = documents[("ScaledObject", "nodedrop-worker")]["spec"]
-    query = scaled["triggers"][0]["metadata"]["query"]
-    assert "nodedrop_queue_waiting" in query and "nodedrop_queue_active" in query
-    config = documents[("ConfigMap", "nodedrop-config")]["data"]
-    assert scaled["triggers"][0]["metadata"]["threshold"] == config["EXECUTION_WORKER_CONCURRENCY"]
-    assert config["EXECUTION_JOB_TIMEOUT"] == env["EXECUTION_JOB_TIMEOUT"]
-    hpa = documents[("HorizontalPodAutoscaler", "nodedrop-worker")]["spec"]
-    assert hpa["metrics"][0]["external"]["metric"]["name"] == "nodedrop_workers_desired"
-    assert "--workers" in documents[("Deployment", "nodedrop-api")]["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_dockerfile_is_slim_non_root_and_health_checked():

@@ -1,5 +1,6 @@
-"""A real Prometheus scrapes a real exporter while workers run a workload; every PromQL expression of the
-dashboard and the alert rules must evaluate, and the dashboard's must return data."""
+"""A real Prometheus scrapes two real exporter replicas while workers run a workload; every PromQL
+expression of the dashboard and the alert rules must evaluate, the dashboard's must return data, and each
+must give the same numbers as when only one replica is counted (a second replica must not double them)."""
 
 from __future__ import annotations
 
@@ -23,16 +24,24 @@ PROMETHEUS = shutil.which("prometheus")
 DEPLOY = ROOT / "deploy"
 
 
+REPLICAS = 2
+# Expressions that are about one exporter (its own scrape time, which replica runs which build) rather than
+# the global numbers every replica reports alike.
+PER_REPLICA = ("nodedrop_exporter_scrape_duration_seconds", "by (instance")
+
+
 @pytest.fixture
 def exporter_and_prometheus(redis_url, tmp_path):
-    exporter_port, prometheus_port = free_port(), free_port()
-    exporter = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--host", "127.0.0.1", "--port", str(exporter_port)],
+    exporter_ports, prometheus_port = [free_port() for _ in range(REPLICAS)], free_port()
+    exporters = [subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--host", "127.0.0.1", "--port", str(port)],
         env=child_env(redis_url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for port in exporter_ports]
+    targets = [f"127.0.0.1:{port}" for port in exporter_ports]
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(DEPLOY / "prometheus" / "alerts.yml")],
-        "scrape_configs": [{"job_name": "nodedrop", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}],
+        "scrape_configs": [{"job_name": "nodedrop", "static_configs": [{"targets": targets}]}],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     prometheus = subprocess.Popen(
@@ -48,8 +57,8 @@ def exporter_and_prometheus(redis_url, tmp_path):
             return False
 
     wait_for(ready, 30, what="prometheus to be ready")
-    yield base
-    for process in (prometheus, exporter):
+    yield base, targets
+    for process in (prometheus, *exporters):
         process.terminate()
         process.wait(15)
 
@@ -63,7 +72,7 @@ def query(base: str, expr: str) -> list:
 @pytest.mark.skipif(PROMETHEUS is None, reason="prometheus is not installed (.ci/run installs it)")
 def test_dashboard_and_alert_expressions_on_a_real_workload(exporter_and_prometheus, start_pool, redis_conn,
                                                              settings):
-    base = exporter_and_prometheus
+    base, targets = exporter_and_prometheus
     fast = settings.with_overrides(retry_intervals=(0,))
     start_pool(concurrency=2, EXECUTION_RETRY_INTERVALS="0")
     ids = [submit_execution(workflows.quick(), connection=redis_conn, settings=fast) for _ in range(5)]
@@ -76,14 +85,17 @@ def test_dashboard_and_alert_expressions_on_a_real_workload(exporter_and_prometh
     ids.append(submit_execution(workflows.failing(), connection=redis_conn, settings=fast))
     for execution_id in ids:
         wait_status(redis_conn, execution_id, ("succeeded", "failed"), 30)
-    wait_for(lambda: query(base, 'nodedrop_executions_completed_total{queue="executions"} >= 10'), 20,
-             what="the second half of the workload to be scraped")
+    # Both replicas scraped after the workload ended, so they report the same global numbers.
+    wait_for(lambda: query(base, f'count(nodedrop_executions_completed_total{{queue="executions"}} >= 10) == {REPLICAS}'
+                                 f' and count(nodedrop_queue_active{{queue="executions"}} == 0) == {REPLICAS}'),
+             20, what="the second half of the workload to be scraped by every replica")
 
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "nodedrop.json").read_text())
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
             expr = target["expr"].replace("$queue", ".*")
             assert query(base, expr), f"no data for panel {panel['title']!r}: {expr}"
+            assert_replicas_not_added_up(base, expr, targets[0])
 
     rules = [r for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
              for r in g["rules"]]
@@ -93,9 +105,33 @@ def test_dashboard_and_alert_expressions_on_a_real_workload(exporter_and_prometh
         left = re.split(r"\s(?:>|==|<)\s", rule["expr"].strip())[0]
         if "nodedrop_redis_up" not in left and "up{" not in left:
             assert query(base, left), f"no data for {rule['alert']}: {left}"
+            assert_replicas_not_added_up(base, left, targets[0])
 
     groups = httpx.get(f"{base}/api/v1/rules", timeout=10).json()["data"]["groups"]
     assert all(rule["health"] == "ok" for group in groups for rule in group["rules"])
-    failed = "sum(rate(nodedrop_executions_failed_total[1m]))"
-    ratio = query(base, f"{failed} / (sum(rate(nodedrop_executions_completed_total[1m])) + {failed})")
+    failed = "max(rate(nodedrop_executions_failed_total[1m]))"
+    ratio = query(base, f"{failed} / (max(rate(nodedrop_executions_completed_total[1m])) + {failed})")
     assert 0 < float(ratio[0]["value"][1]) < 1
+
+
+def only_instance(expr: str, instance: str) -> str:
+    """``expr`` with every nodedrop_ selector restricted to one scrape target."""
+    def restrict(match: re.Match[str]) -> str:
+        return f'{match.group(1)}{{instance="{instance}"' + ("," if match.group(2) else "}")
+    return re.sub(r"\b(nodedrop_[a-z_]+)(\{)?", restrict, expr)
+
+
+def assert_replicas_not_added_up(base: str, expr: str, instance: str) -> None:
+    if any(marker in expr for marker in PER_REPLICA):
+        return
+    every = {_key(row): float(row["value"][1]) for row in query(base, expr)}
+    one = {_key(row): float(row["value"][1]) for row in query(base, only_instance(expr, instance))}
+    assert every.keys() == one.keys(), (expr, every, one)
+    for key, value in every.items():
+        # A sum over two replicas would be twice one replica's value: 50 % off, far outside this margin
+        # (which only absorbs the replicas' rate() windows starting a scrape apart).
+        assert abs(value - one[key]) <= 0.2 * max(abs(value), abs(one[key])) + 1e-9, (expr, key, value, one[key])
+
+
+def _key(row: dict) -> tuple:
+    return tuple(sorted(row["metric"].items()))

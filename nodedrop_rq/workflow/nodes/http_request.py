@@ -13,17 +13,16 @@ A non-2xx status fails the node unless the node's ``alwaysOutputData`` setting i
 statusCode, url, method, timestamp, details}``. No retries (NodeDrop retries 3 times in the node; here the
 queue retries whole executions). Credentials (``authentication``) are not supported.
 
-Only http/https. Loopback, private, link-local and other non-public addresses are refused (checked for
-every address the host resolves to, and again after each redirect) unless
+Only http/https. Loopback, private, link-local and other non-public addresses are refused unless
 ``Limits.allow_private_network``, or for the networks in ``Limits.allowed_networks``
-(NODEDROP_HTTP_ALLOWED_NETWORKS); cloud metadata endpoints are refused always.
+(NODEDROP_HTTP_ALLOWED_NETWORKS); cloud metadata endpoints are refused always. The check is made on the
+client's transport (``netguard``): each connection, redirect hops included, resolves its host once, checks
+every address (embedded IPv4 forms as the IPv4 address) and connects to the checked one.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -32,11 +31,11 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from nodedrop_rq.workflow.limits import Limits
+from nodedrop_rq.workflow.netguard import AddressPolicy, AddressRefused, GuardedTransport, ResolutionFailed
 from nodedrop_rq.workflow.node_type import Inputs, Item, NodeContext, NodeType, Outputs
 from nodedrop_rq.workflow.params import Param, any_value, boolean, number, options
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
-_METADATA_HOSTS = {"metadata.google.internal", "metadata", "169.254.169.254", "fd00:ec2::254"}
 
 
 class HttpRequestError(Exception):
@@ -46,30 +45,7 @@ class HttpRequestError(Exception):
         self.status = status
 
 
-def _check_address(host: str, port: int, allow_private: bool, allowed: tuple[str, ...] = ()) -> None:
-    if host.lower().rstrip(".") in _METADATA_HOSTS:
-        raise HttpRequestError(f"requests to {host} are not allowed", error_type="SECURITY_ERROR")
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise HttpRequestError(f"cannot resolve host {host!r}: {exc}", error_type="DNS_ERROR") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if str(address) in _METADATA_HOSTS or address.is_unspecified:
-            raise HttpRequestError(f"requests to {address} are not allowed", error_type="SECURITY_ERROR")
-        if not address.is_global and not allow_private and not _in_networks(address, allowed):
-            raise HttpRequestError(
-                f"{host} resolves to the non-public address {address}; requests to loopback, private "
-                "and link-local networks are not allowed",
-                error_type="SECURITY_ERROR",
-            )
-
-
-def _in_networks(address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: tuple[str, ...]) -> bool:
-    return any(address in ipaddress.ip_network(network, strict=False) for network in networks)
-
-
-def _checked_url(url: Any, allow_private: bool, allowed: tuple[str, ...] = ()) -> str:
+def _checked_url(url: Any) -> str:
     if not isinstance(url, str) or not url.strip():
         raise HttpRequestError("URL is required", error_type="VALIDATION_ERROR")
     url = url.strip()
@@ -78,7 +54,6 @@ def _checked_url(url: Any, allow_private: bool, allowed: tuple[str, ...] = ()) -
         raise HttpRequestError(
             f"only http:// and https:// URLs are allowed, got {url!r}", error_type="VALIDATION_ERROR"
         )
-    _check_address(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), allow_private, allowed)
     return url
 
 
@@ -143,9 +118,8 @@ class HttpRequestNode(NodeType):
         method = str(ctx.parameter("method", "GET")).upper()
         if method not in METHODS:
             raise HttpRequestError(f"unsupported method {method!r}", error_type="VALIDATION_ERROR")
-        allow_private = ctx.limits.allow_private_network
-        allowed = ctx.limits.allowed_networks
-        url = _checked_url(ctx.parameter("url", ""), allow_private, allowed)
+        policy = AddressPolicy.from_limits(ctx.limits.allow_private_network, ctx.limits.allowed_networks)
+        url = _checked_url(ctx.parameter("url", ""))
         headers = _headers(ctx.parameter("headers", {}))
         timeout_ms = ctx.parameter("timeout", 30000) or 30000
         follow = ctx.parameter("followRedirects", True) is not False
@@ -164,18 +138,21 @@ class HttpRequestNode(NodeType):
         started = time.monotonic()
         timeout = httpx.Timeout(float(timeout_ms) / 1000)
         try:
-            with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            transport = GuardedTransport(policy)
+            with httpx.Client(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False) as client:
                 for _hop in range(max_redirects + 1):
                     with client.stream(method, url, headers=headers, content=content) as response:
                         location = response.headers.get("location")
                         if follow and response.is_redirect and location:
-                            url = _checked_url(urljoin(url, location), allow_private, allowed)
+                            url = _checked_url(urljoin(url, location))
                             if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
                                 method, content = "GET", None
                             continue
                         raw = _read(response, ctx.limits.max_response_bytes)
                         return {"main": [self._item(ctx, response, raw, url, started, response_format)]}
                 raise HttpRequestError(f"more than {max_redirects} redirects", error_type="TOO_MANY_REDIRECTS")
+        except (AddressRefused, ResolutionFailed) as exc:
+            raise HttpRequestError(str(exc), error_type=exc.error_type) from None
         except httpx.TimeoutException:
             raise HttpRequestError(f"request to {url} timed out after {timeout_ms} ms", error_type="TIMEOUT") from None
         except httpx.HTTPError as exc:
