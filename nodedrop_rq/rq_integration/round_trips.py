@@ -70,6 +70,9 @@ class FewerRoundTrips:
         with self.connection.pipeline(transaction=False) as pipe:
             super().heartbeat(timeout, pipeline=pipe)  # type: ignore[misc]
             pipe.execute()
+        outage = getattr(self, "_nd_outage", None)
+        if outage is not None:
+            outage.answered(self.log, self.name)
 
     def check_for_suspension(self, burst: bool) -> None:
         if self._nd_known_not_suspended:

@@ -42,7 +42,7 @@ from nodedrop_rq import keys
 from nodedrop_rq.connection import SERIALIZER
 from nodedrop_rq.errors import ExecutionFailed
 from nodedrop_rq.execution.transitions import Transitions
-from nodedrop_rq.rq_integration import maintenance, private
+from nodedrop_rq.rq_integration import maintenance, outage_log, private
 from nodedrop_rq.rq_integration.heartbeats import RunningJobHeartbeat
 from nodedrop_rq.rq_integration.jobs import RECORDED_ATTR, record_attempt_end
 from nodedrop_rq.rq_integration.round_trips import FewerRoundTrips
@@ -84,6 +84,7 @@ class ExecutionWorker(FewerRoundTrips, Worker):
         self.nd_pool_pid = pool_pid or os.getpid()
         self._nd_transitions: Transitions | None = None
         self._nd_heartbeat: RunningJobHeartbeat | None = None
+        self._nd_outage = outage_log.install(self.log)
         load_function_modules(self.nd_settings.function_modules)
         if self.inline:
             limit_memory(self.nd_settings.memory_limit_mb)
