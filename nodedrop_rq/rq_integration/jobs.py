@@ -46,7 +46,7 @@ def run_execution(execution_id: str, workflow: dict[str, Any], input: Any = None
     if job is None:
         raise RuntimeError("run_execution must be performed by an RQ worker")
     settings = get_settings()
-    transitions = Transitions(job.connection, settings)
+    transitions = _transitions(job.connection, settings)
     started: Started | None = job.__dict__.pop(STARTED_ATTR, None)
     if started is None:
         raise RuntimeError("run_execution must be performed by nodedrop_rq.worker.ExecutionWorker "
@@ -95,6 +95,17 @@ def run_execution(execution_id: str, workflow: dict[str, Any], input: Any = None
     applied = finish(status.SUCCEEDED, output=result.output)
     return dict(outcome, status=status.SUCCEEDED if applied else "skipped",
                 durationMs=round((time.monotonic() - clock) * 1000, 3))
+
+
+_cached: tuple[Redis, Settings, Transitions] | None = None
+
+
+def _transitions(connection: Redis, settings: Settings) -> Transitions:
+    """One Transitions per worker connection (it registers its scripts once)."""
+    global _cached
+    if _cached is None or _cached[0] is not connection or _cached[1] is not settings:
+        _cached = (connection, settings, Transitions(connection, settings))
+    return _cached[2]
 
 
 def _at_current_node(progress: NodeProgress, error: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any
 from redis.client import Pipeline
 from redis.exceptions import WatchError
 from rq.executions import Execution
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.suspension import WORKERS_SUSPENDED
@@ -36,6 +37,7 @@ from rq.utils import as_text, now
 from rq.worker import WorkerStatus
 
 from nodedrop_rq.execution.transitions import Transitions, parse_start
+from nodedrop_rq.rq_integration import names
 from nodedrop_rq.rq_integration.jobs import FUNC_NAME, STARTED_ATTR
 
 # Bounds the retries of a WATCHed transaction that other clients keep changing under us.
@@ -111,7 +113,8 @@ class FewerRoundTrips:
             job.prepare_for_execution(self.name, pipeline=pipe)
             pipe.persist(job.key)
             if remove_from_intermediate_queue:
-                pipe.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key, 1, job.id)
+                # RQ builds a Queue here (resolving its serializer); the key alone is enough.
+                pipe.lrem(IntermediateQueue.get_intermediate_queue_key(names.queue(job.origin)), 1, job.id)
             ours = 1
             pipe.exists(job.dependents_key)
             execution_id = _execution_id(job)
