@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from redis import Redis
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
+from nodedrop_rq.errors import RedisRefused
 from nodedrop_rq.rq_integration.names import SERIALIZER, SERIALIZER_PATH  # noqa: F401 - re-exported
 from nodedrop_rq.settings import Settings
 
@@ -68,9 +69,11 @@ def _scrub(text: str, url: str) -> str:
 
 
 def wait_for_redis(connection: Redis, url: str, log: logging.Logger | None = None, max_delay: float = 30.0,
-                   stop: Callable[[], bool] | None = None) -> bool:
+                   stop: Callable[[], bool] | None = None, refused_is_final: bool = False) -> bool:
     """Block until Redis answers PING, backing off from 0.5 s to ``max_delay``. Logs one line when it
-    does not answer and one when it does again (``log=None``: silent). Returns False if ``stop()``."""
+    does not answer and one when it does again (``log=None``: silent). Returns False if ``stop()``.
+    ``refused_is_final``: raise :class:`RedisRefused` when Redis refuses the credentials or database
+    instead of retrying (only a changed REDIS_URL helps)."""
     delay = 0.5
     reported = False
     while True:
@@ -80,6 +83,8 @@ def wait_for_redis(connection: Redis, url: str, log: logging.Logger | None = Non
                 log.info("Redis at %s answers again", describe_redis_url(url))
             return True
         except RedisError as exc:
+            if refused_is_final and (final := refusal(exc, url)):
+                raise RedisRefused(final) from None
             if log and not reported:
                 refused = refusal(exc, url)
                 if refused:

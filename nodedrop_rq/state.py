@@ -32,7 +32,7 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 
-from nodedrop_rq import keys
+from nodedrop_rq import jsontext, keys
 
 # The statuses and their transitions live in nodedrop_rq.execution.status; re-exported for readers.
 from nodedrop_rq.execution.status import (  # noqa: E402,F401
@@ -72,7 +72,9 @@ def parse_iso(text: str) -> datetime | None:
 
 
 def dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    """Strict JSON for Redis (other readers, rq-dashboard and other languages, get no NaN or lone
+    surrogates; an output nested too deep is kept as its JSON text)."""
+    return json.dumps(jsontext.readable(value), separators=(",", ":"), default=str, allow_nan=False)
 
 
 class ExecutionStore:

@@ -3,7 +3,7 @@
 A node can produce output that Python's ``json`` wrote but a strict serializer will not write back (NaN,
 lone surrogates, nesting past pydantic's limit), and a hash written by hand or by an older version may not
 have the documented shape. Such values are answered in a form that can be serialized (see
-:func:`nodedrop_rq.cli.jsontext.readable`), and fields that do not fit the response model are moved
+:func:`nodedrop_rq.jsontext.readable`), and fields that do not fit the response model are moved
 to ``unreadableFields`` as JSON text, so the rest of the state is still answered.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from nodedrop_rq.api.models import ExecutionState
-from nodedrop_rq.cli.jsontext import readable
+from nodedrop_rq.jsontext import readable
 
 # Fields a state cannot be answered without; their absence is a 404 (see app._complete).
 _REQUIRED = ("id", "status")

@@ -53,7 +53,7 @@ from nodedrop_rq.api.models import (
     UnhealthyResponse,
 )
 from nodedrop_rq.api.schedule_routes import build_schedule_router
-from nodedrop_rq.cli.jsontext import readable
+from nodedrop_rq.jsontext import readable
 from nodedrop_rq.connection import describe_redis_url, redis_from_settings
 from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.errors import ExecutionNotFound, InvalidOperation

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
 from nodedrop_rq.api.errors import ApiError, problems_error
-from nodedrop_rq.cli.jsontext import JsonTextError, loads
+from nodedrop_rq.jsontext import JsonTextError, loads
 from nodedrop_rq.workflow import Problem
 
 JSON_MEDIA_TYPES = ("application/json",)

@@ -13,7 +13,7 @@ from redis import Redis
 from nodedrop_rq.api.body import parse_model, read_json_object
 from nodedrop_rq.api.errors import ApiError, problems_error
 from nodedrop_rq.api.models import ErrorResponse, ExecutionInput, ProblemsResponse
-from nodedrop_rq.cli.jsontext import readable
+from nodedrop_rq.jsontext import readable
 from nodedrop_rq.schedules import ScheduleInvalid, ScheduleStore
 from nodedrop_rq.schedules.definitions import Schedule, at_schedule, cron_schedule, in_schedule
 from nodedrop_rq.settings import Settings

@@ -12,7 +12,7 @@ import click
 from redis import Redis
 from redis.exceptions import RedisError
 
-from nodedrop_rq.cli import jsontext
+from nodedrop_rq import jsontext
 from nodedrop_rq.connection import describe_redis_error, redis_from_settings, refusal
 from nodedrop_rq.errors import ExecutionNotFound, InvalidOperation
 from nodedrop_rq.settings import Settings, SettingsError, get_settings

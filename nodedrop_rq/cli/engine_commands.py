@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import click
 
-from nodedrop_rq.cli import jsontext
+from nodedrop_rq import jsontext
 from nodedrop_rq.cli.common import read_text_source
 from nodedrop_rq.settings import SettingsError, get_settings
 from nodedrop_rq.workflow import (

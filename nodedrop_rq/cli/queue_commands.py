@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 import click
 
-from nodedrop_rq.cli import jsontext
+from nodedrop_rq import jsontext
 from nodedrop_rq.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,

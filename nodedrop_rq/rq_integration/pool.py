@@ -20,6 +20,7 @@ from rq.logutils import setup_loghandlers
 from rq.worker_pool import WorkerPool
 
 from nodedrop_rq.connection import SERIALIZER, redis_from_settings, wait_for_redis
+from nodedrop_rq.errors import RedisRefused
 from nodedrop_rq.rq_integration.worker import ExecutionWorker
 from nodedrop_rq.settings import Settings
 
@@ -44,7 +45,13 @@ class ExecutionWorkerPool(WorkerPool):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda sig, _frame: stopping.append(sig))
         # One clear line while Redis is unreachable, instead of N workers failing and respawning each second.
-        if not wait_for_redis(self.connection, self.settings.redis_url, log, stop=lambda: bool(stopping)):
+        try:
+            answered = wait_for_redis(self.connection, self.settings.redis_url, log, stop=lambda: bool(stopping),
+                                      refused_is_final=True)
+        except RedisRefused as exc:
+            log.error("%s", exc)
+            raise SystemExit(4) from None  # the CLI's code for a refused REDIS_URL
+        if not answered:
             log.info("stopped before Redis answered")
             return
         super().start(burst=burst, logging_level=logging_level)
@@ -69,7 +76,12 @@ def run_pool_worker(name: str, queue_names: list[str], connection_class: Any, po
     os.setpgrp()
     connection = connection_class(connection_pool=ConnectionPool(connection_class=pool_class, **pool_kwargs))
     # After an outage the supervisor respawns workers every second; they wait here quietly instead.
-    wait_for_redis(connection, settings.redis_url, log=None)
+    try:
+        wait_for_redis(connection, settings.redis_url, log=None, refused_is_final=True)
+    except RedisRefused as exc:  # e.g. the password changed while the pool ran: say so once per respawn
+        log.error("worker %s cannot start: %s", name, exc)
+        time.sleep(5)
+        raise SystemExit(4) from None
     worker = ExecutionWorker(queue_names, name=name, connection=connection, settings=settings,
                              pool_name=pool_name, pool_concurrency=pool_concurrency, pool_pid=pool_pid)
     setup_loghandlers(logging_level, name="rq.worker")
