@@ -53,10 +53,10 @@ from nodedrop_rq.api.models import (
     UnhealthyResponse,
 )
 from nodedrop_rq.api.schedule_routes import build_schedule_router
-from nodedrop_rq.jsontext import readable
 from nodedrop_rq.connection import describe_redis_url, redis_from_settings
 from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.errors import ExecutionNotFound, InvalidOperation
+from nodedrop_rq.jsontext import readable
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.stats import known_queues, queue_stats
 from nodedrop_rq.submit import submit_execution
