@@ -10,7 +10,7 @@ from redis import Redis
 from nodedrop_rq import keys, state
 from nodedrop_rq.errors import ExecutionNotFound, InvalidOperation
 from nodedrop_rq.execution.transitions import Transitions
-from nodedrop_rq.rq_integration import queueing
+from nodedrop_rq.rq_integration import names, queueing
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.state import ExecutionStore, iso
 
@@ -36,7 +36,7 @@ class ExecutionControl:
         self.connection = connection
         self.settings = settings
         self.store = ExecutionStore(connection, settings)
-        self.transitions = Transitions(connection, settings)
+        self.transitions = Transitions(connection, settings, failed_registry=names.failed_registry)
 
     def get(self, execution_id: str) -> dict[str, Any]:
         found = self.store.get(execution_id)

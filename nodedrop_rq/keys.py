@@ -48,6 +48,12 @@ def intermediate_seen(queue: str) -> str:
     return f"{PREFIX}:intermediate-seen:{queue}"
 
 
+def orphans_seen(queue: str) -> str:
+    """Hash: execution id -> when maintenance first saw it waiting while its RQ job was in no queue or
+    registry that delivers it. No TTL; entries leave with the condition."""
+    return f"{PREFIX}:orphans-seen:{queue}"
+
+
 def worker_concurrency() -> str:
     """Hash: worker name -> number of worker processes its pool runs. Entries of dead workers are
     ignored by readers, which join on RQ's live worker set; pools remove theirs on exit."""

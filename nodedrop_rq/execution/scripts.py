@@ -9,9 +9,9 @@ NOSCRIPT inside a MULTI would fail that command alone) and with EVALSHA otherwis
 
 from __future__ import annotations
 
-# KEYS: execution hash, counters hash of its queue, active index of its queue.
+# KEYS: execution hash, counters hash of its queue, active index of its queue, RQ's failed registry of it.
 # ARGV: now (ISO), worker, token, state TTL, execution id, events channel, retries per round,
-#       completion TTL, now (epoch seconds).
+#       completion TTL, now (epoch seconds), failure TTL.
 # Returns {outcome, status, attempt, maxAttempts, attemptBase, requeued} where outcome is
 # started | skip | cancelled | missing.
 START = """
@@ -22,6 +22,14 @@ local attempt = tonumber(h[2]) or 0
 local max = tonumber(h[3]) or 0
 local base = tonumber(h[5]) or 0
 local requeued = 0
+if status == 'running' and redis.call('HGET', KEYS[1], 'token') == ARGV[3] then
+  -- This start again (redis-py re-sent the pipeline after a lost reply): the attempt is ours, run it.
+  return {'started', 'running', attempt, max, base, 0}
+end
+if status == 'failed' and redis.call('ZSCORE', KEYS[4], ARGV[5]) then
+  -- Still in RQ's failed registry: a leftover delivery, not a requeue (RQ's requeue removes it first).
+  return {'skip', status, attempt, max, base, 0}
+end
 if status == 'failed' then
   base = attempt
   max = attempt + 1 + tonumber(ARGV[7])
@@ -43,7 +51,16 @@ if h[4] == '1' then
     attempt = attempt}))
   return {'cancelled', 'cancelled', attempt, max, base, requeued}
 end
-if attempt >= max then return {'skip', 'exhausted', attempt, max, base, requeued} end
+if attempt >= max then
+  -- Delivered again with no attempt left (an attempt cut off before it began was its last): it failed.
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'finishedAt', ARGV[1], 'nextRetryAt', '', 'currentNode', '')
+  redis.call('EXPIRE', KEYS[1], ARGV[10])
+  redis.call('ZREM', KEYS[3], ARGV[5])
+  redis.call('HINCRBY', KEYS[2], 'failed', 1)
+  redis.call('PUBLISH', ARGV[6], cjson.encode({type = 'failed', executionId = ARGV[5], timestamp = ARGV[1],
+    attempt = attempt}))
+  return {'skip', 'failed', attempt, max, base, requeued}
+end
 local n = attempt + 1
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', n, 'startedAt', ARGV[1], 'nextRetryAt', '',
   'currentNode', '', 'nodes', '{}', 'token', ARGV[3], 'attempt:' .. n, cjson.encode({attempt = n,

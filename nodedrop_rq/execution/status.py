@@ -47,6 +47,8 @@ START = _t("start", {QUEUED, RETRYING}, {RUNNING})
 # RQ's own tools (rq requeue, rq-dashboard, FailedJobRegistry.requeue) put a failed execution's job
 # back on the queue without telling us; the worker starts it with a fresh retry schedule.
 START_REQUEUED = _t("start-requeued", {FAILED}, {RUNNING})
+# The start found no attempt left (the last one was cut off before it began): the execution failed.
+START_EXHAUSTED = _t("start-exhausted", {QUEUED, RETRYING}, {FAILED}, {FAILED: "failed"})
 # The start found a cancel request: the attempt never begins.
 CANCEL_AT_START = _t("cancel-at-start", {QUEUED, RETRYING}, {CANCELLED}, {CANCELLED: "cancelled"})
 FINISH = _t("finish", {RUNNING}, {SUCCEEDED, RETRYING, FAILED, CANCELLED},
@@ -57,7 +59,7 @@ REQUEUE = _t("requeue", {FAILED}, {QUEUED})
 JOB_REMOVED = _t("job-removed", {QUEUED, RETRYING}, {CANCELLED}, {CANCELLED: "cancelled"})
 
 TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
-    SUBMIT, START, START_REQUEUED, CANCEL_AT_START, FINISH, CANCEL_WAITING, REQUEUE, JOB_REMOVED)}
+    SUBMIT, START, START_REQUEUED, START_EXHAUSTED, CANCEL_AT_START, FINISH, CANCEL_WAITING, REQUEUE, JOB_REMOVED)}
 
 
 def allowed(transition: Transition, source: str | None, target: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -55,7 +56,10 @@ class Running:
 
 
 class Transitions:
-    def __init__(self, connection: Redis, settings: Settings) -> None:
+    def __init__(self, connection: Redis, settings: Settings, *, failed_registry: Callable[[str], str]) -> None:
+        # The key of RQ's failed registry of a queue, from the RQ layer (this package imports no RQ): the
+        # start tells a requeued failed execution from a leftover delivery by it.
+        self.failed_registry = failed_registry
         self.connection = connection
         self.settings = settings
         self._start = connection.register_script(scripts.START)
@@ -65,9 +69,10 @@ class Transitions:
 
     def _start_args(self, execution_id: str, queue: str, worker: str, token: str) -> tuple[list[str], list[Any]]:
         now = iso(utc_now())
-        return ([keys.execution(execution_id), keys.counters(queue), keys.active(queue)],
+        return ([keys.execution(execution_id), keys.counters(queue), keys.active(queue), self.failed_registry(queue)],
                 [now, worker, token, self.settings.state_ttl, execution_id, keys.EVENTS_CHANNEL,
-                 len(self.settings.retry_intervals), self.settings.completion_ttl, time.time()])
+                 len(self.settings.retry_intervals), self.settings.completion_ttl, time.time(),
+                 self.settings.failure_ttl])
 
     def start(self, execution_id: str, queue: str, worker: str, token: str) -> Started:
         script_keys, args = self._start_args(execution_id, queue, worker, token)

@@ -27,6 +27,7 @@ from nodedrop_rq.errors import ExecutionCancelled, ExecutionFailed
 from nodedrop_rq.execution import status
 from nodedrop_rq.execution.transitions import Running, Started, Transitions, failure_target
 from nodedrop_rq.progress import NodeProgress
+from nodedrop_rq.rq_integration import names
 from nodedrop_rq.settings import Settings, get_settings
 from nodedrop_rq.workflow import Limits, normalize_input, parse_workflow, run_workflow
 
@@ -104,7 +105,7 @@ def _transitions(connection: Redis, settings: Settings) -> Transitions:
     """One Transitions per worker connection (it registers its scripts once)."""
     global _cached
     if _cached is None or _cached[0] is not connection or _cached[1] is not settings:
-        _cached = (connection, settings, Transitions(connection, settings))
+        _cached = (connection, settings, Transitions(connection, settings, failed_registry=names.failed_registry))
     return _cached[2]
 
 
@@ -155,7 +156,7 @@ def record_attempt_end(connection: Redis, job: Job, *, token: str | None, error:
     abandoned-job cleanup) the running attempt counts as ended only once its RQ execution has expired.
     """
     settings = get_settings()
-    transitions = Transitions(connection, settings)
+    transitions = Transitions(connection, settings, failed_registry=names.failed_registry)
     running = transitions.read_running(job.id)
     if token is None and running.token:
         ended = not connection.exists(Execution(running.token, job.id, connection).key)
@@ -171,6 +172,11 @@ def record_attempt_end(connection: Redis, job: Job, *, token: str | None, error:
             set_rq_retries(job, settings, target, running.attempt, running.attempt_base)
             return target
         running = transitions.read_running(job.id)
+    if cancelled and running.status in (status.QUEUED, status.RETRYING):
+        # Stopped after its attempt had already ended as a retry (the horse recorded the failure, then was
+        # killed): RQ will not retry a stopped job, so the stop ends the execution.
+        if transitions.cancel_waiting(job.id, running.queue, running.attempt):
+            return status.CANCELLED
     _not_running(job, settings, running)
     return None
 

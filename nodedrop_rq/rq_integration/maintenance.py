@@ -33,7 +33,7 @@ from nodedrop_rq import keys
 from nodedrop_rq.connection import SERIALIZER
 from nodedrop_rq.execution import status
 from nodedrop_rq.execution.transitions import Transitions
-from nodedrop_rq.rq_integration import private
+from nodedrop_rq.rq_integration import names, private
 from nodedrop_rq.rq_integration.jobs import record_attempt_end
 from nodedrop_rq.settings import Settings
 
@@ -75,14 +75,17 @@ def sweep(connection: Redis, settings: Settings, queue: Queue) -> None:
     ids = [i.decode() for i in connection.zrange(keys.active(queue.name), 0, SWEEP_BATCH - 1)]
     if not ids:
         return
+    scheduled = names.registries(queue.name)[3]
     with connection.pipeline(transaction=False) as pipe:
         for execution_id in ids:
             pipe.hmget(keys.execution(execution_id), "status", "attempt", "token")
             pipe.hget(Job.key_for(execution_id), "status")
+            pipe.zscore(scheduled, execution_id)
         replies = pipe.execute()
-    transitions = Transitions(connection, settings)
+    transitions = Transitions(connection, settings, failed_registry=names.failed_registry)
+    orphans: list[str] = []
     for index, execution_id in enumerate(ids):
-        (current, attempt, token), job_status = replies[2 * index], replies[2 * index + 1]
+        (current, attempt, token), job_status, due = replies[3 * index:3 * index + 3]
         current = current.decode() if current else None
         job_status = job_status.decode() if job_status else None
         try:
@@ -92,8 +95,39 @@ def sweep(connection: Redis, settings: Settings, queue: Queue) -> None:
                 _job_removed(connection, transitions, queue, execution_id, current, int(attempt or 0))
             elif current == status.RUNNING and token:
                 _maybe_lost(connection, queue, execution_id, token.decode(), job_status)
+            elif _nowhere(job_status, due):
+                orphans.append(execution_id)
         except RedisError as exc:
             log.warning("maintenance of execution %s failed: %s", execution_id, exc)
+    _redeliver_orphans(connection, settings, queue, orphans)
+
+
+def _nowhere(job_status: str | None, due: object) -> bool:
+    """A waiting execution whose RQ job will never be delivered: it ended (RQ finished or failed it while
+    the execution still waits) or it reads `scheduled` in no scheduled registry (its worker died between
+    RQ's two writes of a retry). A stopped job is left alone: the stop cancels its execution."""
+    return job_status in (JobStatus.FINISHED, JobStatus.FAILED) or (
+        job_status == JobStatus.SCHEDULED and due is None)
+
+
+def _redeliver_orphans(connection: Redis, settings: Settings, queue: Queue, orphans: list[str]) -> None:
+    """Deliver again the orphans seen in two passes ``heartbeat_grace`` seconds apart (a job between two
+    of RQ's writes is not one)."""
+    seen_key = keys.orphans_seen(queue.name)
+    seen = {k.decode(): float(v) for k, v in connection.hgetall(seen_key).items()}
+    gone = [i for i in seen if i not in orphans]
+    if gone:
+        connection.hdel(seen_key, *gone)
+    clock = time.time()
+    for execution_id in orphans:
+        if execution_id not in seen:
+            connection.hset(seen_key, execution_id, clock)
+        elif clock - seen[execution_id] >= settings.heartbeat_grace:
+            job = Job.fetch(execution_id, connection=connection, serializer=SERIALIZER)
+            queue.enqueue_job(job)
+            connection.hdel(seen_key, execution_id)
+            log.info("execution %s: waiting while its RQ job was %s; delivered again", execution_id,
+                     job.get_status(refresh=False))
 
 
 def redeliver_stuck(connection: Redis, settings: Settings, queue: Queue) -> None:

@@ -30,3 +30,8 @@ def registries(name: str) -> tuple[str, str, str, str]:
     """Sorted sets of the queue: started (wip), finished, failed, scheduled."""
     return (StartedJobRegistry.key_template.format(name), FinishedJobRegistry.key_template.format(name),
             FailedJobRegistry.key_template.format(name), ScheduledJobRegistry.key_template.format(name))
+
+
+def failed_registry(name: str) -> str:
+    """Sorted set: the queue's failed jobs (RQ's FailedJobRegistry)."""
+    return FailedJobRegistry.key_template.format(name)

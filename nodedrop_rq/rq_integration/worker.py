@@ -42,7 +42,7 @@ from nodedrop_rq import keys
 from nodedrop_rq.connection import SERIALIZER
 from nodedrop_rq.errors import ExecutionFailed
 from nodedrop_rq.execution.transitions import Transitions
-from nodedrop_rq.rq_integration import maintenance, outage_log, private
+from nodedrop_rq.rq_integration import maintenance, names, outage_log, private
 from nodedrop_rq.rq_integration.heartbeats import RunningJobHeartbeat
 from nodedrop_rq.rq_integration.jobs import RECORDED_ATTR, record_attempt_end
 from nodedrop_rq.rq_integration.round_trips import FewerRoundTrips
@@ -92,7 +92,7 @@ class ExecutionWorker(FewerRoundTrips, Worker):
     @property
     def transitions(self) -> Transitions:
         if self._nd_transitions is None:
-            self._nd_transitions = Transitions(self.connection, self.nd_settings)
+            self._nd_transitions = Transitions(self.connection, self.nd_settings, failed_registry=names.failed_registry)
         return self._nd_transitions
 
     @property
@@ -163,6 +163,9 @@ class ExecutionWorker(FewerRoundTrips, Worker):
         job_id = self.get_current_job_id()
         if job_id:
             self.connection.hset(keys.execution(job_id), "cancelRequested", "1")
+        # Not a stopped job in RQ's sense: the attempt ends as its transition says (cancelled at the node
+        # boundary, or failed and retried if a node fails first), and RQ must then retry as told.
+        self._stopped_job_id = None
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         if self.is_horse:
@@ -182,7 +185,10 @@ class ExecutionWorker(FewerRoundTrips, Worker):
 
     def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "",
                            execution: Execution | None = None) -> None:
-        if not job.__dict__.pop(RECORDED_ATTR, False):
+        if job.__dict__.pop(RECORDED_ATTR, False):
+            if self.inline:
+                self._stopped_job_id = None  # a stop that raced the failure: the failure was recorded
+        else:
             stopped = self._stopped_job_id == job.id
             try:
                 record_attempt_end(self.connection, job, token=execution.id if execution else None,

@@ -70,9 +70,10 @@ def account(connection: Redis, settings, ids: list[str], counter: HttpCounter | 
         rounds = state["requeues"] + 1
         ended = {"succeeded": "completed", "failed": "failed", "cancelled": "cancelled"}[state["status"]]
         expected[ended] += 1
-        # Each round but the last ended failed; every other attempt that did not end its round was retried.
+        # Each round but the last ended failed; every other failed attempt was retried.
+        failed_rounds = rounds if state["status"] == "failed" else rounds - 1
         expected["failed"] += rounds - 1
-        expected["retried"] += max(len(attempts) - rounds, 0)
+        expected["retried"] += sum(a["status"] == "failed" for a in attempts) - failed_rounds
         if counter is not None:
             runs = counter.counts[state["id"]]
             # At least once per success; more only for attempts that ran (at-least-once after a fault).
@@ -289,3 +290,33 @@ def test_rq_sees_which_execution_a_busy_worker_runs(start_pool, redis_conn, sett
     assert worker.get_current_job_id() == execution_id
     assert worker.get_current_job().id == execution_id
     wait_status(redis_conn, execution_id, "succeeded", 20)
+
+
+def test_an_inline_stop_that_races_a_node_failure_still_ends_the_execution(start_pool, redis_conn, settings,
+                                                                           counter):
+    from rq.command import send_stop_job_command
+
+    # Inline, RQ's stop becomes a cancel at the next node boundary; the node fails before it. The failure
+    # is recorded as a retry, RQ must retry it, and the retry's start finds the cancel.
+    start_pool(concurrency=1, EXECUTION_ISOLATION="inline", **FAST_RETRIES)
+    execution_id = _submit(redis_conn, settings, counter, workflows.slow_failing(), sleep=3)
+    wait_for(lambda: counter.counts[execution_id] == 1, 20, what="the attempt to run")
+    send_stop_job_command(redis_conn, execution_id, serializer=SERIALIZER)
+    wait_status(redis_conn, execution_id, "cancelled", 30)
+    (state,) = account(redis_conn, settings, [execution_id], counter)
+    assert [a["status"] for a in state["attempts"]] == ["failed"]
+
+
+def test_a_retry_lost_between_rqs_two_writes_is_delivered_again(start_pool, redis_conn, settings, counter):
+    # RQ writes a retried job's `scheduled` status, then (in a MULTI) its scheduled-registry entry; a worker
+    # killed between the two leaves a job no scheduler will ever enqueue. The entry is removed here as
+    # that crash would have left it.
+    start_pool(concurrency=1, EXECUTION_RETRY_INTERVALS="30,30,30")
+    execution_id = _submit(redis_conn, settings, counter, workflows.http_counted_failing(), succeedOn=2)
+    wait_status(redis_conn, execution_id, "retrying", 20)
+    wait_for(lambda: redis_conn.zscore("rq:scheduled:executions", execution_id), 10, what="the scheduled retry")
+    redis_conn.zrem("rq:scheduled:executions", execution_id)
+    assert redis_conn.hget(f"rq:job:{execution_id}", "status") == b"scheduled"
+    wait_status(redis_conn, execution_id, "succeeded", 40)  # long before the 30 s retry interval would end
+    (state,) = account(redis_conn, settings, [execution_id], counter)
+    assert [a["status"] for a in state["attempts"]] == ["failed", "succeeded"]

@@ -9,14 +9,14 @@ from nodedrop_rq import keys
 from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.execution import status
 from nodedrop_rq.execution.transitions import Transitions
-from nodedrop_rq.rq_integration import private
+from nodedrop_rq.rq_integration import names, private
 from nodedrop_rq.submit import submit_execution
 from tests.support import workflows
 
 
 @pytest.fixture
 def transitions(redis_conn, settings) -> Transitions:
-    return Transitions(redis_conn, settings)
+    return Transitions(redis_conn, settings, failed_registry=names.failed_registry)
 
 
 def _counters(redis_conn, queue: str) -> dict[str, int]:
@@ -101,6 +101,29 @@ def test_attempts_never_exceed_max_attempts(redis_conn, settings, transitions):
     assert requeued.began and requeued.requeued and requeued.attempt == settings.max_attempts + 1
     assert requeued.max_attempts == 2 * settings.max_attempts
     assert _counters(redis_conn, settings.queue) == {"retried": settings.max_attempts - 1, "failed": 1}
+
+
+def test_a_leftover_delivery_of_a_failed_execution_does_not_restart_it(redis_conn, settings, transitions):
+    # Only a job that left RQ's failed registry (rq requeue, rq-dashboard, FailedJobRegistry.requeue) restarts.
+    execution_id = _submitted(redis_conn, settings)
+    for n in range(1, settings.max_attempts + 1):
+        transitions.start(execution_id, settings.queue, "w", f"t{n}")
+        transitions.finish(execution_id, settings.queue, attempt=n, token=f"t{n}",
+                           target=status.RETRYING if n < settings.max_attempts else status.FAILED)
+    redis_conn.zadd(names.failed_registry(settings.queue), {execution_id: 1})
+    leftover = transitions.start(execution_id, settings.queue, "w", "t-dup")
+    assert not leftover.began and leftover.status == "failed"
+    redis_conn.zrem(names.failed_registry(settings.queue), execution_id)
+    assert transitions.start(execution_id, settings.queue, "w", "t-requeued").began
+
+
+def test_a_resent_start_runs_the_attempt_it_began(redis_conn, settings, transitions):
+    # redis-py re-sends the preparation pipeline after a lost reply: the start finds its own attempt.
+    execution_id = _submitted(redis_conn, settings)
+    first = transitions.start(execution_id, settings.queue, "w", "token-1")
+    again = transitions.start(execution_id, settings.queue, "w", "token-1")
+    assert first.began and again.began and again.attempt == first.attempt == 1
+    assert not transitions.start(execution_id, settings.queue, "w", "token-2").began
 
 
 def test_a_cancel_request_ends_the_execution_at_its_start(redis_conn, settings, transitions):

@@ -78,3 +78,12 @@ def http_count(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[
 
 
 register_function("http_count", http_count)
+
+
+def sleep_then_fail(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sleeps (the input's sleep), then fails: a node that fails before the next node boundary."""
+    time.sleep(float(_data(items).get("sleep", 1)))
+    raise RuntimeError("planned failure after sleeping")
+
+
+register_function("sleep_then_fail", sleep_then_fail)

@@ -57,3 +57,8 @@ def http_counted_failing() -> dict[str, Any]:
     """POSTs to the counter, then fails until attempt ``succeedOn``."""
     return chain("http-counted-failing", start(), function("count", "http_count"),
                  function("flaky", "fail_before_attempt"))
+
+
+def slow_failing() -> dict[str, Any]:
+    """POSTs to the counter, then one node sleeps (the input's sleep) and fails."""
+    return chain("slow-failing", start(), function("count", "http_count"), function("flaky", "sleep_then_fail"))
