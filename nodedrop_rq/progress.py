@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from nodedrop_rq import keys, state
 from nodedrop_rq.errors import ExecutionCancelled
+from nodedrop_rq.execution import scripts
 from nodedrop_rq.workflow import NodeEvent
 
 FLUSH_INTERVAL = 0.02
@@ -31,10 +32,11 @@ _STATUS = {"node-started": "running", "node-completed": "succeeded", "node-faile
 
 
 class NodeProgress:
-    def __init__(self, connection: Redis, execution_id: str, attempt: int) -> None:
+    def __init__(self, connection: Redis, execution_id: str, attempt: int, token: str) -> None:
         self.connection = connection
         self.execution_id = execution_id
         self.attempt = attempt
+        self.token = token
         self.nodes: dict[str, dict[str, Any]] = {}
         self.current = ""
         self.dirty_since: float | None = None
@@ -86,12 +88,10 @@ class NodeProgress:
                 self.dirty_since = None
             key = keys.execution(self.execution_id)
             try:
-                with self.connection.pipeline(transaction=False) as pipe:
-                    pipe.hset(key, mapping=fields)
-                    for message in pending:
-                        pipe.publish(keys.EVENTS_CHANNEL, message)
-                    pipe.hget(key, "cancelRequested")
-                    cancel = pipe.execute()[-1]
+                # Fenced on the attempt's token, as every write of the execution is: a zombie attempt (its
+                # worker declared dead, a newer attempt running) changes nothing and publishes nothing.
+                cancel = self.connection.eval(scripts.PROGRESS, 1, key, self.token, fields["nodes"],
+                                              fields["currentNode"], keys.EVENTS_CHANNEL, *pending)
             except RedisError:
                 with self._lock:  # kept for the next flush or the final transition
                     self._pending[:0] = pending

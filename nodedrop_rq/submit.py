@@ -85,7 +85,8 @@ def _write_once(connection: Redis, settings: Settings, parsed: Workflow, items: 
                 return _text(existing)
         pipe.multi()
         if ikey is not None:
-            pipe.set(ikey, execution_id, ex=settings.state_ttl)
+            # As long as the execution can live (a failed one waits failure_ttl for review).
+            pipe.set(ikey, execution_id, ex=max(settings.state_ttl, settings.failure_ttl))
         queueing.enqueue(pipe, connection, settings, queue_name, execution_id, parsed.to_document(), items,
                          description=f"workflow {parsed.name!r}")
         store.create(pipe, execution_id, queue=queue_name, workflow_name=parsed.name,

@@ -122,3 +122,14 @@ if ARGV[12] == 'remove' then redis.call('ZREM', KEYS[3], ARGV[13]) end
 for i = 15, #ARGV do redis.call('PUBLISH', ARGV[11], ARGV[i]) end
 return {1, ARGV[4]}
 """
+
+# Node progress of the running attempt. KEYS: execution hash. ARGV: token, nodes JSON, current node,
+# events channel, messages to publish... Returns the cancel flag, or false when the attempt is not the
+# execution's running one (nothing written).
+PROGRESS = """
+local h = redis.call('HMGET', KEYS[1], 'status', 'token', 'cancelRequested')
+if h[1] ~= 'running' or h[2] ~= ARGV[1] then return false end
+redis.call('HSET', KEYS[1], 'nodes', ARGV[2], 'currentNode', ARGV[3])
+for i = 5, #ARGV do redis.call('PUBLISH', ARGV[4], ARGV[i]) end
+return h[3]
+"""

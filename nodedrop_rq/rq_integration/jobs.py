@@ -62,7 +62,7 @@ def run_execution(execution_id: str, workflow: dict[str, Any], input: Any = None
         set_rq_retries(job, settings, status.RETRYING, started.attempt, started.attempt_base)
 
     limits = Limits.from_settings(settings)
-    progress = NodeProgress(job.connection, execution_id, started.attempt)
+    progress = NodeProgress(job.connection, execution_id, started.attempt, started.token)
     clock = time.monotonic()
 
     def finish(target: str, **fields: Any) -> bool:
@@ -137,7 +137,7 @@ def set_rq_retries(job: Job, settings: Settings, target: str, attempt: int, atte
     # RQ's scheduled-job registry keeps whole seconds, rounded down, so a retry asked for in 2 s could start
     # in 1.1 s; one second more makes it start 2 to 3 s later, never before `nextRetryAt`.
     intervals = [interval + 1 if interval > 0 else 0 for interval in settings.retry_intervals]
-    job.retry_intervals = intervals
+    job.retry_intervals = intervals or None  # RQ indexes a list; None means "retry at once"
     if target == status.RETRYING and intervals:
         job.retries_left = max(len(intervals) - (attempt - attempt_base - 1), 1)
     elif target == status.RETRYING:

@@ -60,6 +60,10 @@ def clean_registries(worker: BaseWorker, settings: Settings) -> None:
             worker.log.debug("Worker %s: cleaning registries for queue %s", worker.name, queue.name)
             sweep(worker.connection, settings, queue)
             redeliver_stuck(worker.connection, settings, queue)
+            try:
+                lock.reacquire()  # a fresh lease for RQ's part, so a long pass does not overlap another's
+            except LockError:
+                continue  # our lease ran out and another worker holds it now: it does the rest
             rq_clean_registries(queue, private.exception_handlers(worker))
             worker_registration.clean_worker_registry(queue)
             queue.intermediate_queue.cleanup(worker, queue)

@@ -12,6 +12,7 @@ from rq import job_lifecycle
 from rq.job import Job
 from rq.scheduler import RQScheduler
 from rq.worker import Worker
+from rq.worker_pool import WorkerPool
 
 if TYPE_CHECKING:
     from rq.worker import BaseWorker
@@ -25,12 +26,19 @@ PRIVATE_NAMES: tuple[tuple[Any, str, str], ...] = (
     (Worker, "_exc_handlers", "maintenance and our quieter handle_exception pass the worker's exception "
                               "handlers on, as RQ does"),
     (Worker, "_stopped_job_id", "a stopped job's attempt is recorded as cancelled, not failed"),
+    (RQScheduler, "_stop_requested", "RetryScheduler stops waiting out a Redis outage when asked to stop"),
+    (WorkerPool, "_queue_names", "the pool builds its worker processes with our settings (RQ would not pass "
+                                 "worker_ttl and the intervals on)"),
+    (WorkerPool, "_connection_class", "as above: the children's Redis connection"),
+    (WorkerPool, "_pool_class", "as above"),
+    (WorkerPool, "_pool_kwargs", "as above"),
     (job_lifecycle, "call_exception_handlers", "an internal function (job_lifecycle.py is not a hook module): "
                                                "a node failure, logged in one line, still reaches the handlers"),
 )
 
 # Instance attributes exist only on a constructed object: these are checked on a worker/job instance.
-_INSTANCE_ATTRIBUTES = {"_exc_handlers", "_stopped_job_id", "_status", "_acquired_locks"}
+_INSTANCE_ATTRIBUTES = {"_exc_handlers", "_stopped_job_id", "_status", "_acquired_locks", "_stop_requested",
+                        "_queue_names", "_connection_class", "_pool_class", "_pool_kwargs"}
 
 
 def exception_handlers(worker: BaseWorker) -> list[Any]:

@@ -126,6 +126,22 @@ def test_a_resent_start_runs_the_attempt_it_began(redis_conn, settings, transiti
     assert not transitions.start(execution_id, settings.queue, "w", "token-2").began
 
 
+def test_a_zombie_attempts_progress_changes_nothing(redis_conn, settings, transitions):
+    from nodedrop_rq.progress import NodeProgress
+    from nodedrop_rq.workflow import NodeEvent
+
+    execution_id = _submitted(redis_conn, settings)
+    transitions.start(execution_id, settings.queue, "w", "t1")
+    transitions.finish(execution_id, settings.queue, attempt=1, token="t1", target=status.RETRYING)
+    transitions.start(execution_id, settings.queue, "w", "t2")
+    before = redis_conn.hgetall(keys.execution(execution_id))
+    zombie = NodeProgress(redis_conn, execution_id, 1, "t1")
+    zombie.record(NodeEvent("node-started", "n", "N", "set", 0.0))
+    zombie.flush()
+    zombie.finish()
+    assert redis_conn.hgetall(keys.execution(execution_id)) == before
+
+
 def test_a_cancel_request_ends_the_execution_at_its_start(redis_conn, settings, transitions):
     execution_id = _submitted(redis_conn, settings)
     redis_conn.hset(keys.execution(execution_id), "cancelRequested", "1")
@@ -140,10 +156,12 @@ def test_every_private_rq_name_we_use_still_exists(redis_conn):
     from rq.job import Job
     from rq.scheduler import RQScheduler
     from rq.worker import Worker
+    from rq.worker_pool import WorkerPool
 
     queue = Queue("probe", connection=redis_conn)
     instances = {Worker: Worker([queue], connection=redis_conn), Job: Job.create("os.getpid", connection=redis_conn),
-                 RQScheduler: RQScheduler([queue], connection=redis_conn)}
+                 RQScheduler: RQScheduler([queue], connection=redis_conn),
+                 WorkerPool: WorkerPool([queue], connection=redis_conn, num_workers=1)}
     absent = private.missing(instances)
     assert not absent, "this RQ release lacks private names nodedrop-rq relies on: " + "; ".join(absent)
 
