@@ -89,7 +89,9 @@ def refusal(exc: BaseException, url: str) -> str | None:
     if isinstance(exc, AuthenticationError) or any(code in text for code in ("NOAUTH", "WRONGPASS", "NOPERM")):
         return f"Redis at {where} refused the credentials in REDIS_URL (wrong or missing password or user)"
     if isinstance(exc, ResponseError) and "DB index" in text:
-        database = urlsplit(url).path.strip("/") or "0"
+        # A Sentinel URL's path is /master-name[/db]: the index is the part after the master's name.
+        path = urlsplit(url).path.strip("/")
+        database = (path.partition("/")[2] if "+sentinel" in urlsplit(url).scheme else path) or "0"
         return f"Redis at {where} has no database {database} (the index in REDIS_URL): {text}"
     return None
 
