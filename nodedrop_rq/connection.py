@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from redis import Redis
+from redis import Redis, SSLConnection
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from nodedrop_rq.errors import RedisRefused
 from nodedrop_rq.rq_integration.names import SERIALIZER, SERIALIZER_PATH  # noqa: F401 - re-exported
@@ -19,6 +19,22 @@ from nodedrop_rq.settings import SentinelTarget, Settings
 # Each question to a sentinel (where is the master?) is one small reply: a sentinel that does not answer
 # within this is skipped for the next one, instead of hanging the client during the very failover.
 SENTINEL_SOCKET_TIMEOUT = 1.0
+
+
+class _SentinelConnection(SentinelManagedConnection):
+    """redis-py's Sentinel connection, but closed when a read is interrupted, as a plain Connection is.
+
+    redis-py's class defaults ``disconnect_on_error`` to False: a read cut short (RQ's warm shutdown raises
+    StopRequested inside the worker's blocking dequeue) returns the connection to the pool with the reply
+    still unread, and the next command on it (the worker's last pipeline) reads that stale reply."""
+
+    def read_response(self, disable_decoding: bool = False, *, disconnect_on_error: bool | None = True,
+                      **kwargs: Any) -> Any:
+        return super().read_response(disable_decoding, disconnect_on_error=disconnect_on_error, **kwargs)
+
+
+class _SentinelSSLConnection(_SentinelConnection, SSLConnection):
+    pass
 
 
 def redis_from_settings(settings: Settings, socket_timeout: float | None = None,
@@ -51,7 +67,8 @@ def _sentinel_master(target: SentinelTarget, socket_timeout: float | None, socke
         target.service_name,
         db=target.db, username=target.username, password=target.password,
         socket_connect_timeout=socket_connect_timeout, socket_timeout=socket_timeout,
-        health_check_interval=30, **tls,
+        health_check_interval=30, connection_class=_SentinelSSLConnection if target.tls else _SentinelConnection,
+        **tls,
     )
 
 

@@ -266,3 +266,11 @@ def test_failover_under_load_every_component_carries_on(sentinel_cluster, start_
     assert not set(settled) & set(lost), report
     assert not report["not_succeeded"], report
     assert promoted_at - killed_at < 30, report
+
+    # Warm shutdown on the Sentinel client: each worker's last write (RQ's register_death pipeline) must not
+    # read a reply left unread by the dequeue that the shutdown interrupted.
+    shutdown_from = len(pool_log.read_text())
+    pool.send_signal(signal.SIGTERM)
+    assert pool.wait(60) == 0, pool_log.read_text()[-3000:]
+    after_shutdown = pool_log.read_text()[shutdown_from:]
+    assert " stopped: " not in after_shutdown and "Traceback" not in after_shutdown, after_shutdown
