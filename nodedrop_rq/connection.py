@@ -5,38 +5,97 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from redis import Redis
+from redis import Redis, SSLConnection
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from nodedrop_rq.errors import RedisRefused
 from nodedrop_rq.rq_integration.names import SERIALIZER, SERIALIZER_PATH  # noqa: F401 - re-exported
-from nodedrop_rq.settings import Settings
+from nodedrop_rq.settings import SentinelTarget, Settings
+
+# Each question to a sentinel (where is the master?) is one small reply: a sentinel that does not answer
+# within this is skipped for the next one, instead of hanging the client during the very failover.
+SENTINEL_SOCKET_TIMEOUT = 1.0
 
 
-def redis_from_settings(settings: Settings, socket_timeout: float | None = None) -> Redis:
+class _SentinelConnection(SentinelManagedConnection):
+    """redis-py's Sentinel connection, but closed when a read is interrupted, as a plain Connection is.
+
+    redis-py's class defaults ``disconnect_on_error`` to False: a read cut short (RQ's warm shutdown raises
+    StopRequested inside the worker's blocking dequeue) returns the connection to the pool with the reply
+    still unread, and the next command on it (the worker's last pipeline) reads that stale reply."""
+
+    def read_response(self, disable_decoding: bool = False, *, disconnect_on_error: bool | None = True,
+                      **kwargs: Any) -> Any:
+        return super().read_response(disable_decoding, disconnect_on_error=disconnect_on_error, **kwargs)
+
+
+class _SentinelSSLConnection(_SentinelConnection, SSLConnection):
+    pass
+
+
+def redis_from_settings(settings: Settings, socket_timeout: float | None = None,
+                        socket_connect_timeout: float = 2.0) -> Redis:
     """A client for ``settings.redis_url``; ``socket_timeout`` bounds each command (None: RQ's blocking
-    dequeue needs no read timeout)."""
+    dequeue needs no read timeout). Every component gets its client here, so a Sentinel URL gives each of
+    them a client that asks the sentinels for the current master on every reconnect."""
+    target = settings.redis_sentinel
+    if target is not None:
+        return _sentinel_master(target, socket_timeout, socket_connect_timeout)
     return Redis.from_url(
         settings.redis_url,
-        socket_connect_timeout=2.0,
+        socket_connect_timeout=socket_connect_timeout,
         socket_timeout=socket_timeout,
         health_check_interval=30,
     )
 
 
+def _sentinel_master(target: SentinelTarget, socket_timeout: float | None, socket_connect_timeout: float) -> Redis:
+    tls: dict[str, Any] = {}
+    if target.tls:
+        tls = {"ssl": True, "ssl_ca_certs": target.ssl_ca_certs, "ssl_cert_reqs": target.ssl_cert_reqs or "required"}
+    sentinel = Sentinel(
+        list(target.sentinels),
+        sentinel_kwargs={"username": target.sentinel_username, "password": target.sentinel_password,
+                         "socket_connect_timeout": min(socket_connect_timeout, SENTINEL_SOCKET_TIMEOUT),
+                         "socket_timeout": SENTINEL_SOCKET_TIMEOUT, **tls},
+    )
+    return sentinel.master_for(
+        target.service_name,
+        db=target.db, username=target.username, password=target.password,
+        socket_connect_timeout=socket_connect_timeout, socket_timeout=socket_timeout,
+        health_check_interval=30, connection_class=_SentinelSSLConnection if target.tls else _SentinelConnection,
+        **tls,
+    )
+
+
 def describe_redis_url(url: str) -> str:
-    """The URL with any password replaced, for logs and error messages."""
+    """The URL with any password (the userinfo's, and ``*password=`` query options) replaced, for logs
+    and error messages."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    netloc = f"{user}:***@{host}" if user else f":***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{hosts}"
+    query = "&".join(
+        f"{segment.partition('=')[0]}=***" if segment.partition("=")[0].lower().endswith("password") else segment
+        for segment in parts.query.split("&")
+    ) if parts.query else parts.query
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redis_url_secrets(url: str) -> tuple[str, ...]:
+    """The passwords in ``url``, as written and decoded, to scrub from any text shown to people."""
+    userinfo, at, _ = urlsplit(url).netloc.rpartition("@")
+    found = [userinfo.partition(":")[2]] if at else []
+    found += [value for key, value in parse_qsl(urlsplit(url).query) if key.lower().endswith("password")]
+    out: list[str] = []
+    for secret in found:
+        out += [secret, unquote(secret)]
+    return tuple(dict.fromkeys(s for s in out if s))
 
 
 def refusal(exc: BaseException, url: str) -> str | None:
@@ -47,7 +106,9 @@ def refusal(exc: BaseException, url: str) -> str | None:
     if isinstance(exc, AuthenticationError) or any(code in text for code in ("NOAUTH", "WRONGPASS", "NOPERM")):
         return f"Redis at {where} refused the credentials in REDIS_URL (wrong or missing password or user)"
     if isinstance(exc, ResponseError) and "DB index" in text:
-        database = urlsplit(url).path.strip("/") or "0"
+        # A Sentinel URL's path is /master-name[/db]: the index is the part after the master's name.
+        path = urlsplit(url).path.strip("/")
+        database = (path.partition("/")[2] if "+sentinel" in urlsplit(url).scheme else path) or "0"
         return f"Redis at {where} has no database {database} (the index in REDIS_URL): {text}"
     return None
 
@@ -61,10 +122,9 @@ def describe_redis_error(exc: BaseException, url: str) -> str:
 
 
 def _scrub(text: str, url: str) -> str:
-    password = urlsplit(url).password
-    for secret in (password, unquote(password or "")):
-        if secret:
-            text = text.replace(secret, "***")
+    # Longest first: a decoded password may be a substring of its percent-encoded form.
+    for secret in sorted(redis_url_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
     return text
 
 

@@ -9,12 +9,38 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from urllib.parse import urlsplit
+from functools import cached_property, lru_cache
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 
 class SettingsError(ValueError):
     """A configuration value is invalid; the message names the variable and the value."""
+
+
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+SENTINEL_DEFAULT_PORT = 26379
+# Query parameters a Sentinel URL may carry; anything else is a typo that would silently do nothing.
+_SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password", "ssl_ca_certs", "ssl_cert_reqs")
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """A ``redis+sentinel://`` REDIS_URL, parsed: where the sentinels are and which master they name.
+
+    ``username``/``password`` (the URL's userinfo) authenticate to the master and replicas;
+    ``sentinel_username``/``sentinel_password`` (query parameters) to the sentinels, which often have
+    their own (or no) password."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service_name: str
+    db: int = 0
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+    ssl_ca_certs: str | None = None
+    ssl_cert_reqs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +104,14 @@ class Settings:
     # lets one scheduler fire at a time (a standby takes over within lock TTL + interval of a crash).
     scheduler_interval: int = 1
     scheduler_lock_ttl: int = 5
+
+    @cached_property
+    def redis_sentinel(self) -> SentinelTarget | None:
+        """The parsed Sentinel URL when ``redis_url`` names Sentinel, else None. Derived from
+        ``redis_url`` (not a field) so that ``with_overrides(redis_url=...)`` cannot leave it stale."""
+        if urlsplit(self.redis_url).scheme not in SENTINEL_SCHEMES:
+            return None
+        return parse_sentinel_url(self.redis_url)
 
     @property
     def max_attempts(self) -> int:
@@ -284,9 +318,13 @@ def _redis_url(env: Mapping[str, str], name: str, default: str) -> str:
 def check_redis_url(raw: str, name: str = "REDIS_URL") -> str:
     """``raw`` if it is a Redis URL; SettingsError naming ``name`` (never the password) otherwise."""
     parts = urlsplit(raw)
+    if parts.scheme in SENTINEL_SCHEMES:
+        parse_sentinel_url(raw, name)
+        return raw
     if parts.scheme not in ("redis", "rediss", "unix"):
         # The URL may hold a password: name the scheme, never echo the value.
-        raise SettingsError(f"invalid {name}: scheme {parts.scheme!r} is not redis://, rediss:// or unix://")
+        raise SettingsError(f"invalid {name}: scheme {parts.scheme!r} is not redis://, rediss://, unix:// "
+                            f"or redis+sentinel://")
     try:
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError:
@@ -294,6 +332,65 @@ def check_redis_url(raw: str, name: str = "REDIS_URL") -> str:
     if parts.scheme != "unix" and not parts.hostname:
         raise SettingsError(f"invalid {name}: no host")
     return raw
+
+
+def parse_sentinel_url(raw: str, name: str = "REDIS_URL") -> SentinelTarget:
+    """``redis[s]+sentinel://[user:password@]host[:port][,host[:port]...]/service[/db][?options]``.
+
+    SettingsError naming ``name`` and what is wrong, never the value (it may hold passwords)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in SENTINEL_SCHEMES:
+        raise SettingsError(f"invalid {name}: scheme {parts.scheme!r} is not redis+sentinel:// or rediss+sentinel://")
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    sentinels = tuple(_sentinel_address(item, name) for item in hostlist.split(","))
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise SettingsError(f"invalid {name}: no master name; use {parts.scheme}://host:26379/mymaster/0")
+    if len(path) > 2:
+        raise SettingsError(f"invalid {name}: the path is /master-name[/db], got {len(path)} parts")
+    service = unquote(path[0])
+    if not all(c.isalnum() or c in "-_.:" for c in service):
+        raise SettingsError(f"invalid {name}: the master name uses letters, digits and - _ . : only")
+    db = 0
+    if len(path) == 2:
+        if not path[1].isdigit():
+            raise SettingsError(f"invalid {name}: the database after the master name is not a number")
+        db = int(path[1])
+    options: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in _SENTINEL_OPTIONS:
+            raise SettingsError(f"invalid {name}: unknown option {key!r}; known: {', '.join(_SENTINEL_OPTIONS)}")
+        options[key] = value
+    cert_reqs = options.get("ssl_cert_reqs") or None
+    if cert_reqs is not None and cert_reqs not in ("none", "optional", "required"):
+        raise SettingsError(f"invalid {name}: ssl_cert_reqs must be none, optional or required")
+    tls = parts.scheme == "rediss+sentinel"
+    if not tls and (cert_reqs or options.get("ssl_ca_certs")):
+        raise SettingsError(f"invalid {name}: ssl_* options need rediss+sentinel://")
+    return SentinelTarget(
+        sentinels=sentinels, service_name=service, db=db, tls=tls,
+        username=unquote(username) or None, password=unquote(password) or None,
+        sentinel_username=options.get("sentinel_username") or None,
+        sentinel_password=options.get("sentinel_password") or None,
+        ssl_ca_certs=options.get("ssl_ca_certs") or None, ssl_cert_reqs=cert_reqs,
+    )
+
+
+def _sentinel_address(item: str, name: str) -> tuple[str, int]:
+    item = item.strip()
+    if item.startswith("["):  # [IPv6]:port
+        host, _, rest = item[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else rest
+    else:
+        host, _, port_text = item.partition(":")
+    if not host:
+        raise SettingsError(f"invalid {name}: a sentinel address has no host (a stray comma?)")
+    if not port_text:
+        return host, SENTINEL_DEFAULT_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise SettingsError(f"invalid {name}: the port of sentinel {host} is not a number from 1 to 65535")
+    return host, int(port_text)
 
 
 _configured: Settings | None = None

@@ -30,7 +30,7 @@ SLOW_MODULES = frozenset({
     "deploy/test_prometheus_integration.py",
     "exporter/test_metrics_endpoint.py", "exporter/test_metrics_lifecycle.py",
     "faults/test_execution_semantics.py", "faults/test_outage_logs.py", "faults/test_redis_faults.py",
-    "faults/test_tls.py",
+    "faults/test_sentinel.py", "faults/test_tls.py",
     "faults/test_worker_faults.py",
     "fuzz/test_api_openapi_fuzz.py",
     "queue/test_cli.py", "queue/test_cli_errors.py", "queue/test_events_and_kills.py", "queue/test_executions.py",

@@ -53,7 +53,7 @@ from nodedrop_rq.api.models import (
     UnhealthyResponse,
 )
 from nodedrop_rq.api.schedule_routes import build_schedule_router
-from nodedrop_rq.connection import describe_redis_url, redis_from_settings
+from nodedrop_rq.connection import describe_redis_url, redis_from_settings, redis_url_secrets
 from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.errors import ExecutionNotFound, InvalidOperation
 from nodedrop_rq.jsontext import readable
@@ -260,8 +260,8 @@ def create_app(settings: Settings, connection: Redis | None = None,
 
 
 def _health_client(settings: Settings) -> Redis:
-    client = Redis.from_url(settings.redis_url, socket_connect_timeout=HEALTH_SOCKET_TIMEOUT,
-                            socket_timeout=HEALTH_SOCKET_TIMEOUT)
+    client = redis_from_settings(settings, socket_timeout=HEALTH_SOCKET_TIMEOUT,
+                                 socket_connect_timeout=HEALTH_SOCKET_TIMEOUT)
     client.set_retry(Retry(NoBackoff(), 0))
     return client
 
@@ -283,12 +283,7 @@ def _complete(found: dict[str, Any], execution_id: str) -> dict[str, Any]:
 
 
 def _secrets(settings: Settings) -> tuple[str, ...]:
-    from urllib.parse import unquote, urlsplit
-
-    password = urlsplit(settings.redis_url).password
-    found = [settings.api_token or ""]
-    if password:
-        found += [password, unquote(password)]
+    found = [settings.api_token or "", *redis_url_secrets(settings.redis_url)]
     return tuple(s for s in found if s)
 
 

@@ -15,7 +15,7 @@ from multiprocessing import get_context
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from redis import ConnectionPool, Redis
+from redis import Redis
 from rq.logutils import setup_loghandlers
 from rq.worker_pool import WorkerPool
 
@@ -74,7 +74,11 @@ def run_pool_worker(name: str, queue_names: list[str], connection_class: Any, po
     # Our own process group: a terminal's Ctrl-C reaches only the supervisor, which forwards exactly
     # one SIGINT (warm shutdown); a second signal would make RQ kill the running execution.
     os.setpgrp()
-    connection = connection_class(connection_pool=ConnectionPool(connection_class=pool_class, **pool_kwargs))
+    # From the settings, not from RQ's (connection class, pool kwargs) pair: that pair cannot rebuild a
+    # Sentinel-backed client (the pool that asks the sentinels for the master is not a kwarg), and a child
+    # pinned to one master's address would not follow a failover.
+    del connection_class, pool_class, pool_kwargs
+    connection = redis_from_settings(settings)
     # After an outage the supervisor respawns workers every second; they wait here quietly instead.
     try:
         wait_for_redis(connection, settings.redis_url, log=None, refused_is_final=True)
