@@ -26,7 +26,7 @@ from nodedrop_rq.connection import SERIALIZER
 from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.state import TERMINAL
 from nodedrop_rq.submit import submit_execution
-from tests.conftest import ROOT, child_env, wait_for
+from tests.conftest import ROOT, child_env, holds_for, wait_for
 from tests.queue.test_executions import status_of, wait_status
 from tests.support import workflows
 from tests.support.http_counter import HttpCounter
@@ -117,9 +117,10 @@ def test_a_worker_killed_after_dequeue_runs_the_execution_once_even_after_rqs_in
     for execution_id in ids:
         wait_status(redis_conn, execution_id, "succeeded", 45)
     recovered_in = time.monotonic() - killed_at
-    # RQ's own intermediate-list cleanup acts 60 s or more after it first sees an entry; wait past it.
-    while time.monotonic() - killed_at < 80:
-        time.sleep(1)
+    # RQ's own intermediate-list cleanup acts 60 s or more after it first sees an entry; nothing may change
+    # until well past it.
+    holds_for(lambda: all(status_of(redis_conn, i) == "succeeded" and counter.counts[i] == 1 for i in ids),
+              max(0.0, 80 - (time.monotonic() - killed_at)), interval=0.5, what="one run each, still succeeded")
     states = account(redis_conn, settings, ids, counter)
     assert all(s["attempt"] == 1 and counter.counts[s["id"]] == 1 for s in states), states
     assert recovered_in < 35, recovered_in
@@ -175,7 +176,9 @@ def test_a_lost_reply_after_success_never_runs_the_execution_again(
     _submit(redis_conn, settings, counter, execution_id=execution_id)
     wait_status(redis_conn, execution_id, "succeeded", 30)
     wait_for(lambda: proxy.dropped == 1, 10, what="the reply to be dropped")
-    time.sleep(4)  # a wrongly scheduled retry (1 s) would have started by now
+    # A wrongly scheduled retry (1 s) would start within this window.
+    holds_for(lambda: counter.counts[execution_id] == 1 and status_of(redis_conn, execution_id) == "succeeded",
+              4, what="no second run")
     (state,) = account(redis_conn, settings, [execution_id], counter)
     assert state["attempt"] == 1 and counter.counts[execution_id] == 1
     assert redis_conn.zscore("rq:scheduled:executions", execution_id) is None

@@ -3,13 +3,11 @@ line per reconnection attempt, and the scheduler process survives it."""
 
 from __future__ import annotations
 
-import time
-
 from redis import Redis
 
 from nodedrop_rq.embedded_redis import EmbeddedRedis
 from nodedrop_rq.submit import submit_execution
-from tests.conftest import wait_for
+from tests.conftest import holds_for, wait_for
 from tests.support import workflows
 
 
@@ -26,7 +24,8 @@ def test_a_redis_outage_logs_one_line_per_worker_each_way(start_pool, tmp_path, 
         wait_for(lambda: pool.output().count("could not connect to Redis") >= 2
                  and "Scheduler: Redis does not answer" in pool.output(), 30, what="the outage lines")
         # Stay down a few reconnection attempts longer (RQ backs off 1, 2, 4 s): none may be logged.
-        time.sleep(4)  # an outage lasting several reconnection attempts (bounded; nothing is awaited here)
+        # An outage lasting several reconnection attempts: none of them may add a line.
+        holds_for(lambda: pool.output().count("could not connect to Redis") == 2, 4, what="no line per attempt")
         held = pool.output()
         server.start()
         wait_for(lambda: pool.output().count("Redis answers again") >= 3, 40,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from redis import Redis
+from redis.exceptions import RedisError
 
 from nodedrop_rq.embedded_redis import EmbeddedRedis, free_port
 from nodedrop_rq.settings import Settings
@@ -13,6 +12,13 @@ from nodedrop_rq.state import TERMINAL
 from nodedrop_rq.submit import submit_execution
 from tests.conftest import holds_for, wait_for
 from tests.support import workflows
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(Redis.from_url(url, socket_connect_timeout=0.2, socket_timeout=0.2).ping())
+    except RedisError:
+        return False
 
 
 def _statuses(connection: Redis, ids: list[str]) -> dict[str, str | None]:
@@ -36,9 +42,10 @@ def test_redis_restart_during_load_loses_nothing(start_pool, tmp_path, isolation
         for i in range(12):
             ids.append(submit_execution(workflows.counted(), {"sleep": 0.5, "tag": f"r{i}"}, connection=connection,
                                         settings=settings))
-        time.sleep(1.5)
+        wait_for(lambda: "running" in _statuses(connection, ids).values(), 15, interval=0.05,
+                 what="an execution to be running when Redis stops")
         server.stop()
-        time.sleep(2)
+        holds_for(lambda: not _answers(server.url), 2, what="Redis to stay down for the outage")
         server.start()
         connection = Redis.from_url(server.url, socket_timeout=5)
         for i in range(12, 16):  # the system takes new work after the restart without manual action
@@ -132,7 +139,7 @@ def test_scheduler_api_and_exporter_recover_from_a_redis_restart(tmp_path):
         server.stop()
         wait_for(lambda: status(health) == 503, 10, what="the API to answer 503")
         assert "nodedrop_redis_up 0.0" in httpx.get(metrics, timeout=5).text
-        time.sleep(1)
+        holds_for(lambda: status(health) == 503, 1, what="the API to answer 503 while Redis is down")
         server.start()
         connection = Redis.from_url(server.url, socket_timeout=5)
         before = fired(connection)
