@@ -163,25 +163,28 @@ def test_warm_shutdown_releases_the_maintenance_lock(start_pool, redis_conn, set
 # -- replies lost after Redis applied the write ------------------------------------------------------
 
 @pytest.mark.parametrize("isolation", ["inline", "fork"])
-@pytest.mark.parametrize("lost", ["RQ's success MULTI", "the success transition"])
-def test_a_lost_reply_after_success_never_runs_the_execution_again(
-        start_pool, redis_conn, settings, counter, proxy, isolation, lost):
+def test_a_lost_reply_after_success_never_runs_the_execution_again(start_pool, redis_conn, settings, counter,
+                                                                   proxy, isolation):
     start_pool(concurrency=1, REDIS_URL=proxy.url, EXECUTION_ISOLATION=isolation, **FAST_RETRIES)
     wait_for(lambda: redis_conn.smembers("rq:workers"), 20, what="the worker to register")
-    execution_id = uuid.uuid4().hex
-    if lost == "RQ's success MULTI":
-        proxy.drop_reply_once(b"successful_job_count", execution_id.encode())
-    else:
-        proxy.drop_reply_once(b'"type":"completed"', execution_id.encode(), command=b"EVAL")
-    _submit(redis_conn, settings, counter, execution_id=execution_id)
-    wait_status(redis_conn, execution_id, "succeeded", 30)
-    wait_for(lambda: proxy.dropped == 1, 10, what="the reply to be dropped")
+    ids = []
+    for lost in ("RQ's success MULTI", "the success transition"):
+        execution_id = uuid.uuid4().hex
+        if lost == "RQ's success MULTI":
+            proxy.drop_reply_once(b"successful_job_count", execution_id.encode())
+        else:
+            proxy.drop_reply_once(b'"type":"completed"', execution_id.encode(), command=b"EVAL")
+        dropped = proxy.dropped
+        _submit(redis_conn, settings, counter, execution_id=execution_id)
+        wait_status(redis_conn, execution_id, "succeeded", 30)
+        wait_for(lambda d=dropped: proxy.dropped == d + 1, 10, what=f"the reply to {lost} to be dropped")
+        ids.append(execution_id)
     # A wrongly scheduled retry (1 s) would start within this window.
-    holds_for(lambda: counter.counts[execution_id] == 1 and status_of(redis_conn, execution_id) == "succeeded",
-              4, what="no second run")
-    (state,) = account(redis_conn, settings, [execution_id], counter)
-    assert state["attempt"] == 1 and counter.counts[execution_id] == 1
-    assert redis_conn.zscore("rq:scheduled:executions", execution_id) is None
+    holds_for(lambda: all(counter.counts[i] == 1 and status_of(redis_conn, i) == "succeeded" for i in ids), 4,
+              what="no second run")
+    for state in account(redis_conn, settings, ids, counter):
+        assert state["attempt"] == 1 and counter.counts[state["id"]] == 1
+        assert redis_conn.zscore("rq:scheduled:executions", state["id"]) is None
 
 
 def test_a_lost_reply_to_the_submit_transaction_stores_and_enqueues_once(start_pool, redis_conn, settings,
@@ -214,59 +217,63 @@ def test_a_submit_that_did_not_reach_redis_raises(redis_conn, settings, counter)
 
 # -- RQ's own tools -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("tool", ["rq requeue", "FailedJobRegistry.requeue", "nodedrop-rq failed requeue"])
-def test_requeue_with_any_tool_gives_a_fresh_retry_schedule(start_pool, redis_conn, redis_url, settings,
-                                                            counter, tool):
-    start_pool(concurrency=1, **FAST_RETRIES)
+REQUEUE_TOOLS = ("rq requeue", "FailedJobRegistry.requeue", "nodedrop-rq failed requeue",
+                 "Job.requeue (rq-dashboard)")
+
+
+def test_requeue_with_any_of_rqs_tools_or_ours_gives_a_fresh_retry_schedule(start_pool, redis_conn, redis_url,
+                                                                            settings, counter):
+    # One execution per tool, side by side. The first three fail on attempts 1-5 and succeed on the 6th (the
+    # 2nd of the fresh round); the last always fails, so its second round fails too.
+    start_pool(concurrency=4, **FAST_RETRIES)
     fast = settings.with_overrides(retry_intervals=(1, 1, 1))
-    # Fails on attempts 1-5 and succeeds on the 6th: the 2nd of the fresh round.
-    execution_id = _submit(redis_conn, fast, counter, workflows.http_counted_failing(), succeedOn=6)
-    wait_status(redis_conn, execution_id, "failed", 40)
-    assert ExecutionControl(redis_conn, settings).get(execution_id)["attempt"] == 4
-    if tool == "rq requeue":
-        subprocess.run([sys.executable, "-m", "rq.cli", "requeue", "--all", "--queue", "executions", "-S",
-                        "rq.serializers.JSONSerializer", "--url", redis_url], check=True, cwd=ROOT,
-                       env=child_env(redis_url), capture_output=True)
-    elif tool == "FailedJobRegistry.requeue":
-        FailedJobRegistry("executions", connection=redis_conn, serializer=SERIALIZER).requeue(execution_id)
-    else:
-        subprocess.run([sys.executable, "-m", "nodedrop_rq", "failed", "requeue", execution_id], check=True,
-                       cwd=ROOT, env=child_env(redis_url), capture_output=True)
-    wait_status(redis_conn, execution_id, "succeeded", 40)
-    (state,) = account(redis_conn, settings, [execution_id], counter)
-    assert state["maxAttempts"] == 8 and state["requeues"] == 1
-    assert [a["status"] for a in state["attempts"]] == ["failed"] * 5 + ["succeeded"]
-    assert counter.counts[execution_id] == 6
-    assert _counters(redis_conn, settings.queue) == {"retried": 4, "failed": 1, "completed": 1}
+    ids = {tool: _submit(redis_conn, fast, counter, workflows.http_counted_failing(),
+                         succeedOn=99 if tool.startswith("Job.requeue") else 6) for tool in REQUEUE_TOOLS}
+    for execution_id in ids.values():
+        wait_status(redis_conn, execution_id, "failed", 60)
+        assert ExecutionControl(redis_conn, settings).get(execution_id)["attempt"] == 4
+    for tool, execution_id in ids.items():
+        if tool == "rq requeue":
+            subprocess.run([sys.executable, "-m", "rq.cli", "requeue", "--queue", "executions", "-S",
+                            "rq.serializers.JSONSerializer", "--url", redis_url, execution_id], check=True, cwd=ROOT,
+                           env=child_env(redis_url), capture_output=True)
+        elif tool == "FailedJobRegistry.requeue":
+            FailedJobRegistry("executions", connection=redis_conn, serializer=SERIALIZER).requeue(execution_id)
+        elif tool.startswith("Job.requeue"):  # what rq-dashboard's Requeue and Requeue All call
+            Job.fetch(execution_id, connection=redis_conn, serializer=SERIALIZER).requeue()
+        else:
+            subprocess.run([sys.executable, "-m", "nodedrop_rq", "failed", "requeue", execution_id], check=True,
+                           cwd=ROOT, env=child_env(redis_url), capture_output=True)
+    always = ids["Job.requeue (rq-dashboard)"]
+    for tool, execution_id in ids.items():
+        wait_for(lambda e=execution_id, t=tool: ExecutionControl(redis_conn, settings).get(e)["attempt"]
+                 == (8 if t.startswith("Job.requeue") else 6) and status_of(redis_conn, e) in TERMINAL, 60,
+                 what=f"the second round after {tool}")
+    states = account(redis_conn, settings, list(ids.values()), counter)
+    for state in states:
+        assert state["maxAttempts"] == 8 and state["requeues"] == 1
+        if state["id"] == always:
+            assert state["status"] == "failed" and counter.counts[always] == 8
+            job = Job.fetch(always, connection=redis_conn, serializer=SERIALIZER)
+            assert job.get_status() == "failed" and job.id in FailedJobRegistry("executions", connection=redis_conn)
+        else:
+            assert [a["status"] for a in state["attempts"]] == ["failed"] * 5 + ["succeeded"]
+            assert counter.counts[state["id"]] == 6
+    assert _counters(redis_conn, settings.queue) == {"retried": 3 * 4 + 6, "failed": 3 + 2, "completed": 3}
 
 
-def test_an_rq_requeue_of_an_always_failing_execution_fails_again_after_a_full_round(
-        start_pool, redis_conn, redis_url, settings, counter):
-    start_pool(concurrency=1, **FAST_RETRIES)
-    fast = settings.with_overrides(retry_intervals=(1, 1, 1))
-    execution_id = _submit(redis_conn, fast, counter, workflows.http_counted_failing())
-    wait_status(redis_conn, execution_id, "failed", 40)
-    Job.fetch(execution_id, connection=redis_conn, serializer=SERIALIZER).requeue()
-    wait_for(lambda: ExecutionControl(redis_conn, settings).get(execution_id)["attempt"] == 8
-             and status_of(redis_conn, execution_id) == "failed", 40, what="the second round to fail")
-    (state,) = account(redis_conn, settings, [execution_id], counter)
-    assert state["maxAttempts"] == 8 and counter.counts[execution_id] == 8
-    assert _counters(redis_conn, settings.queue) == {"retried": 6, "failed": 2}
-    job = Job.fetch(execution_id, connection=redis_conn, serializer=SERIALIZER)
-    assert job.get_status() == "failed" and job.id in FailedJobRegistry("executions", connection=redis_conn)
-
-
-@pytest.mark.parametrize("how", ["delete", "cancel"])
 def test_deleting_or_cancelling_the_rq_job_cancels_the_waiting_execution(start_pool, redis_conn, settings,
-                                                                        counter, how):
-    execution_id = _submit(redis_conn, settings, counter)
-    job = Job.fetch(execution_id, connection=redis_conn, serializer=SERIALIZER)
-    job.delete() if how == "delete" else job.cancel()
+                                                                        counter):
+    ids = {how: _submit(redis_conn, settings, counter) for how in ("delete", "cancel")}
+    for how, execution_id in ids.items():
+        job = Job.fetch(execution_id, connection=redis_conn, serializer=SERIALIZER)
+        job.delete() if how == "delete" else job.cancel()  # what rq-dashboard's Delete and Cancel call
     start_pool(concurrency=1)
-    wait_status(redis_conn, execution_id, "cancelled", 20)
-    account(redis_conn, settings, [execution_id], counter)
-    assert counter.counts[execution_id] == 0
-    assert _counters(redis_conn, settings.queue) == {"cancelled": 1}
+    for execution_id in ids.values():
+        wait_status(redis_conn, execution_id, "cancelled", 20)
+    account(redis_conn, settings, list(ids.values()), counter)
+    assert all(counter.counts[i] == 0 for i in ids.values())
+    assert _counters(redis_conn, settings.queue) == {"cancelled": 2}
 
 
 def test_cancelling_a_running_job_with_rq_stops_the_execution_at_a_node_boundary(start_pool, redis_conn,
