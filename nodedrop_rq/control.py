@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,12 @@ class ExecutionControl:
         current = self.store.get(execution_id)
         if job is None or current is None:
             raise ExecutionNotFound(execution_id)
+        # The execution reads `failed` a moment before RQ's MULTI moves its job to the failed registry.
+        for _ in range(20):
+            if current["status"] != state.FAILED or queueing.is_failed(job):
+                break
+            time.sleep(0.05)
+            job = queueing.fetch(self.connection, execution_id) or job
         if current["status"] != state.FAILED or not queueing.is_failed(job):
             raise InvalidOperation(f"execution {execution_id} is not failed (it is {current['status']})")
         if not queueing.requeue(self.connection, job):

@@ -99,5 +99,5 @@ def test_bad_redis_url_is_one_line_at_start(redis_url):
                           env=child_env(redis_url), cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: invalid --redis-url: scheme 'http' is not redis://, rediss:// or unix://"]
+        "error: invalid --redis-url: scheme 'http' is not redis://, rediss://, unix:// or redis+sentinel://"]
     assert "pw" not in done.stderr

@@ -229,9 +229,12 @@ def test_requeue_with_any_of_rqs_tools_or_ours_gives_a_fresh_retry_schedule(star
     fast = settings.with_overrides(retry_intervals=(1, 1, 1))
     ids = {tool: _submit(redis_conn, fast, counter, workflows.http_counted_failing(),
                          succeedOn=99 if tool.startswith("Job.requeue") else 6) for tool in REQUEUE_TOOLS}
+    failed_registry = FailedJobRegistry("executions", connection=redis_conn, serializer=SERIALIZER)
     for execution_id in ids.values():
         wait_status(redis_conn, execution_id, "failed", 60)
         assert ExecutionControl(redis_conn, settings).get(execution_id)["attempt"] == 4
+        # RQ moves the job to its failed registry in its own MULTI, just after the execution reads `failed`.
+        wait_for(lambda e=execution_id: e in failed_registry, 5, what="the job in RQ's failed registry")
     for tool, execution_id in ids.items():
         if tool == "rq requeue":
             subprocess.run([sys.executable, "-m", "rq.cli", "requeue", "--queue", "executions", "-S",
