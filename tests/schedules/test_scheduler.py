@@ -66,7 +66,9 @@ def test_two_schedulers_never_double_fire(redis_conn, settings, start_pool, star
     assert len(set(times)) == len(times) and all(b - a >= 1 for a, b in zip(times, times[1:], strict=False))
     assert len(set(firings.values())) == len(firings)  # one execution per firing
     ScheduleStore(redis_conn, settings).remove(schedule_id)
-    time.sleep(1)
+    # A firing under way when the schedule was removed may still land: wait until the count settles.
+    wait_for(settled(lambda: len(executions_by_firing(redis_conn, schedule_id))), 10, interval=1.0,
+             what="no more firings after the removal")
     firings = executions_by_firing(redis_conn, schedule_id)
     for execution_id in firings.values():
         wait_for(lambda e=execution_id: status(redis_conn, e) == b"succeeded", 15, what="succeeded")
@@ -106,7 +108,8 @@ def test_a_dead_scheduler_is_replaced_by_the_standby_within_lease_plus_interval(
     # The worst case: a scheduler died holding the lock. The standby waits out its lease, then fires.
     redis_conn.set(ScheduleRunner.scheduler_lock_key, "a-scheduler-that-died", px=lease * 1000)
     died_at = time.monotonic()
-    time.sleep(0.5)  # a firing the standby had under way may still land
+    # A firing the standby had under way may still land: wait until the count settles.
+    wait_for(settled(lambda: len(executions_by_firing(redis_conn))), 5, interval=0.5, what="the count to settle")
     count = len(executions_by_firing(redis_conn))
     wait_for(lambda: len(executions_by_firing(redis_conn)) > count, lease + 3, interval=0.05, what="the takeover")
     took = time.monotonic() - died_at
@@ -163,3 +166,16 @@ def test_the_scheduler_waits_out_a_redis_outage_and_stops_cleanly_during_one(tmp
             process.kill()
             process.wait(10)
         server.stop()
+
+
+def settled(measure):  # type: ignore[no-untyped-def]
+    """A predicate for wait_for: true once ``measure()`` gives the same value twice in a row."""
+    last: list[object] = [object()]
+
+    def check() -> bool:
+        value = measure()
+        same = value == last[0]
+        last[0] = value
+        return same
+
+    return check
