@@ -14,6 +14,8 @@ from typing import Any
 
 from redis import Redis
 
+from tests.support.processes import descendants
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 BIN = Path(sys.executable).parent
@@ -42,23 +44,6 @@ def env_for(redis_url: str, **extra: str) -> dict[str, str]:
 def start(command: list[str], redis_url: str, **extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=env_for(redis_url, **extra), cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -11,13 +11,9 @@ These counts do not depend on the machine's speed, unlike the timings of bench/t
 from __future__ import annotations
 
 import argparse
-import collections
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import redis.connection
 from redis import Redis
 from rq import Queue
 from rq.worker import SimpleWorker
@@ -28,24 +24,7 @@ from nodedrop_rq.embedded_redis import EmbeddedRedis
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.submit import submit_execution
 from nodedrop_rq.worker import ExecutionWorker
-
-
-@contextmanager
-def counting() -> Iterator[collections.Counter[str]]:
-    """Count socket writes by the nearest call sites outside redis-py."""
-    sites: collections.Counter[str] = collections.Counter()
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def counted(self: Any, command: Any, check_health: bool = True) -> None:
-        outer = [f for f in traceback.extract_stack(limit=25)[:-1] if "/redis/" not in f.filename]
-        sites[" < ".join(f"{f.name}" for f in reversed(outer[-3:]))] += 1
-        original(self, command, check_health)
-
-    redis.connection.AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
-    try:
-        yield sites
-    finally:
-        redis.connection.AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+from tests.support.counting import counting
 
 
 def measure(url: str, label: str, count: int, enqueue: Callable[[Redis], None],
