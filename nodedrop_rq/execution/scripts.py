@@ -42,23 +42,22 @@ if status == 'failed' then
 elseif status ~= 'queued' and status ~= 'retrying' then
   return {'skip', status, attempt, max, base, 0}
 end
-if h[4] == '1' then
-  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finishedAt', ARGV[1], 'nextRetryAt', '', 'currentNode', '')
-  redis.call('EXPIRE', KEYS[1], ARGV[8])
+-- The start ends the execution instead of beginning an attempt: status, TTL, index, counter, event together.
+local function end_here(final, counter, ttl)
+  redis.call('HSET', KEYS[1], 'status', final, 'finishedAt', ARGV[1], 'nextRetryAt', '', 'currentNode', '')
+  redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('ZREM', KEYS[3], ARGV[5])
-  redis.call('HINCRBY', KEYS[2], 'cancelled', 1)
-  redis.call('PUBLISH', ARGV[6], cjson.encode({type = 'cancelled', executionId = ARGV[5], timestamp = ARGV[1],
+  redis.call('HINCRBY', KEYS[2], counter, 1)
+  redis.call('PUBLISH', ARGV[6], cjson.encode({type = final, executionId = ARGV[5], timestamp = ARGV[1],
     attempt = attempt}))
+end
+if h[4] == '1' then
+  end_here('cancelled', 'cancelled', ARGV[8])
   return {'cancelled', 'cancelled', attempt, max, base, requeued}
 end
 if attempt >= max then
   -- Delivered again with no attempt left (an attempt cut off before it began was its last): it failed.
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'finishedAt', ARGV[1], 'nextRetryAt', '', 'currentNode', '')
-  redis.call('EXPIRE', KEYS[1], ARGV[10])
-  redis.call('ZREM', KEYS[3], ARGV[5])
-  redis.call('HINCRBY', KEYS[2], 'failed', 1)
-  redis.call('PUBLISH', ARGV[6], cjson.encode({type = 'failed', executionId = ARGV[5], timestamp = ARGV[1],
-    attempt = attempt}))
+  end_here('failed', 'failed', ARGV[10])
   return {'skip', 'failed', attempt, max, base, requeued}
 end
 local n = attempt + 1

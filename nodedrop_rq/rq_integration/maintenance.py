@@ -118,20 +118,12 @@ def _redeliver_orphans(connection: Redis, settings: Settings, queue: Queue, orph
     """Deliver again the orphans seen in two passes ``heartbeat_grace`` seconds apart (a job between two
     of RQ's writes is not one)."""
     seen_key = keys.orphans_seen(queue.name)
-    seen = {k.decode(): float(v) for k, v in connection.hgetall(seen_key).items()}
-    gone = [i for i in seen if i not in orphans]
-    if gone:
-        connection.hdel(seen_key, *gone)
-    clock = time.time()
-    for execution_id in orphans:
-        if execution_id not in seen:
-            connection.hset(seen_key, execution_id, clock)
-        elif clock - seen[execution_id] >= settings.heartbeat_grace:
-            job = Job.fetch(execution_id, connection=connection, serializer=SERIALIZER)
-            queue.enqueue_job(job)
-            connection.hdel(seen_key, execution_id)
-            log.info("execution %s: waiting while its RQ job was %s; delivered again", execution_id,
-                     job.get_status(refresh=False))
+    for execution_id in _seen_for(connection, seen_key, orphans, settings.heartbeat_grace):
+        job = Job.fetch(execution_id, connection=connection, serializer=SERIALIZER)
+        queue.enqueue_job(job)
+        connection.hdel(seen_key, execution_id)
+        log.info("execution %s: waiting while its RQ job was %s; delivered again", execution_id,
+                 job.get_status(refresh=False))
 
 
 def redeliver_stuck(connection: Redis, settings: Settings, queue: Queue) -> None:
@@ -141,17 +133,7 @@ def redeliver_stuck(connection: Redis, settings: Settings, queue: Queue) -> None
     intermediate = queue.intermediate_queue_key
     seen_key = keys.intermediate_seen(queue.name)
     ids = [i.decode() for i in connection.lrange(intermediate, 0, -1)]
-    seen = {k.decode(): float(v) for k, v in connection.hgetall(seen_key).items()}
-    gone = [i for i in seen if i not in ids]
-    if gone:
-        connection.hdel(seen_key, *gone)
-    clock = time.time()
-    for job_id in ids:
-        if job_id not in seen:
-            connection.hset(seen_key, job_id, clock)
-            continue
-        if clock - seen[job_id] < settings.heartbeat_grace:
-            continue
+    for job_id in _seen_for(connection, seen_key, ids, settings.heartbeat_grace):
         if _live_executions(connection, job_id):
             continue  # an attempt of it is alive
         job_status = connection.hget(Job.key_for(job_id), "status")
@@ -162,6 +144,20 @@ def redeliver_stuck(connection: Redis, settings: Settings, queue: Queue) -> None
         elif job_status is None or current is None or current.decode() in status.TERMINAL:
             connection.lrem(intermediate, 1, job_id)
         connection.hdel(seen_key, job_id)
+
+
+def _seen_for(connection: Redis, seen_key: str, ids: list[str], seconds: float) -> list[str]:
+    """Of ``ids``, those first seen (in the hash ``seen_key``) at least ``seconds`` ago. Notes when the
+    others were first seen, and forgets the entries of ids no longer there."""
+    seen = {k.decode(): float(v) for k, v in connection.hgetall(seen_key).items()}
+    gone = [i for i in seen if i not in ids]
+    if gone:
+        connection.hdel(seen_key, *gone)
+    clock = time.time()
+    new = {i: clock for i in ids if i not in seen}
+    if new:
+        connection.hset(seen_key, mapping=new)
+    return [i for i in ids if i in seen and clock - seen[i] >= seconds]
 
 
 def _live_executions(connection: Redis, job_id: str) -> int:

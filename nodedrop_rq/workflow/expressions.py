@@ -120,15 +120,9 @@ def unwrap_simple(value: Any) -> Any:
 def prepared(value: Any) -> Any:
     """What NodeDrop does to a parameter before resolving it, in its order: drop dangerous keys, unwrap a
     whole ``{{x}}`` without expression syntax to ``x``, strip the ``=`` marker from every string."""
-    if isinstance(value, str):
-        if value.startswith("{{"):
-            value = unwrap_simple(value)
-        return value[1:] if value.startswith("=") else value
-    if isinstance(value, list):
-        return [_stripped(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _stripped(v) for k, v in value.items() if k not in _DANGEROUS_KEYS}
-    return value
+    if isinstance(value, str) and value.startswith("{{"):
+        value = unwrap_simple(value)
+    return _stripped(value)
 
 
 def _stripped(value: Any) -> Any:
