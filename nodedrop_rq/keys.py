@@ -17,6 +17,13 @@ def execution(execution_id: str) -> str:
     return f"{PREFIX}:execution:{execution_id}"
 
 
+def workflow(digest: str) -> str:
+    """String: a workflow document (canonical JSON), stored once under its SHA-256 for every execution
+    of it. TTL: raised (never lowered) to what the longest-lived execution using it needs; see
+    ``nodedrop_rq.documents``."""
+    return f"{PREFIX}:workflow:{digest}"
+
+
 def idempotency(key: str) -> str:
     """String: execution id submitted under an idempotency key. Same TTL as that execution's state."""
     return f"{PREFIX}:idempotency:{key}"

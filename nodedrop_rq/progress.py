@@ -32,8 +32,10 @@ _STATUS = {"node-started": "running", "node-completed": "succeeded", "node-faile
 
 
 class NodeProgress:
-    def __init__(self, connection: Redis, execution_id: str, attempt: int, token: str) -> None:
+    def __init__(self, connection: Redis, execution_id: str, attempt: int, token: str,
+                 started_at: str | None = None) -> None:
         self.connection = connection
+        self.started_at = started_at
         self.execution_id = execution_id
         self.attempt = attempt
         self.token = token
@@ -84,7 +86,7 @@ class NodeProgress:
                 if self.dirty_since is None:
                     return
                 pending, self._pending = self._pending, []
-                fields = {"nodes": state.dumps(self.nodes), "currentNode": self.current}
+                fields = {"nodes": state.dumps_nodes(self.nodes, self.started_at), "currentNode": self.current}
                 self.dirty_since = None
             key = keys.execution(self.execution_id)
             try:

@@ -1,26 +1,34 @@
 """One execution's state: a Redis hash at ``nodedrop:execution:<id>``.
 
-Fields (all strings in Redis; JSON where noted):
+Fields (all strings in Redis; JSON where noted; an absent field reads as its default):
 
 ===============  ==============================================================================
-id, queue        execution id (= RQ job id) and the queue it runs on
+queue            the queue it runs on (the id is the key's, and the RQ job's)
 workflowName     the workflow's name
+workflow         digest of the workflow document, stored once at ``nodedrop:workflow:<digest>``
+input            JSON list of the input items
 status           queued | running | retrying | succeeded | failed | cancelled
 attempt          number of the current or last attempt (1-based); maxAttempts: 1 + retries
-createdAt, startedAt, finishedAt, nextRetryAt   ISO 8601 UTC timestamps ('' when unset)
-currentNode      id of the node running now ('' between nodes)
-nodes            JSON: {nodeId: {name, type, status, startedAt, finishedAt, durationMs, outputCount, error}}
-attempt:<n>      JSON {attempt, startedAt, finishedAt, status, error, worker}: one field per attempt,
-                 returned by :meth:`ExecutionStore.get` as the list ``attempts``
+createdAt, startedAt, finishedAt, nextRetryAt   ISO 8601 UTC timestamps
+currentNode      id of the node running now
+nodes            JSON: {nodeId: [status, type, name or null when it is the id, startedAt, finishedAt (both
+                 ms after the attempt's startedAt), durationMs, outputCount, error]} with trailing nulls
+                 left out; read back as {nodeId: {name, type, status, startedAt, finishedAt, durationMs,
+                 outputCount, error}}
+attempt:<n>      JSON {s: startedAt, f: finishedAt (Unix ms), st: status, e: {message, kind}, w: worker}:
+                 one field per attempt, read back as the list ``attempts`` of {attempt, startedAt,
+                 finishedAt, status, error, worker}
 output           JSON list of items of the final node(s), once succeeded
-error            JSON {nodeId, nodeType, nodeName, message} of the last failure
+error            JSON {nodeId, nodeType, nodeName, message, kind} of the last failure
 cancelRequested  "1" once a cancel was asked for a running execution
 idempotencyKey   the key it was submitted with, if any
 requeues         how often it was requeued from the failed registry by hand
 ===============  ==============================================================================
 
-The key lives EXECUTION_STATE_TTL seconds while the execution is active and EXECUTION_COMPLETION_TTL
-seconds once it reaches a terminal state.
+Values longer than 64 bytes are stored in pieces (``output``, ``output#1``, ...; see
+``nodedrop_rq.execution.scripts.CHUNK``) and empty ones not at all, so that Redis keeps the hash in its
+compact encoding. The key lives EXECUTION_STATE_TTL seconds while the execution is active,
+EXECUTION_COMPLETION_TTL seconds once it succeeded or was cancelled, EXECUTION_FAILURE_TTL once failed.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from redis import Redis
 from redis.client import Pipeline
 
 from nodedrop_rq import jsontext, keys
+from nodedrop_rq.execution.scripts import CHUNK
 
 # The statuses and their transitions live in nodedrop_rq.execution.status; re-exported for readers.
 from nodedrop_rq.execution.status import (  # noqa: E402,F401
@@ -49,8 +58,17 @@ from nodedrop_rq.settings import Settings
 
 _JSON_FIELDS = ("nodes", "output", "error")
 _INT_FIELDS = ("attempt", "maxAttempts", "requeues", "attemptBase")
-# Internal to the state machine: the running attempt's fencing token is not part of the public record.
-_HIDDEN_FIELDS = ("token",)
+# Internal to the state machine and the worker: the running attempt's fencing token, the workflow's digest
+# and the input are not part of the public record.
+_HIDDEN_FIELDS = ("token", "workflow", "input")
+# What an absent field reads as.
+_DEFAULTS: dict[str, Any] = {
+    "queue": None, "workflowName": None, "attempt": 0, "maxAttempts": 0, "createdAt": None, "startedAt": None,
+    "finishedAt": None, "nextRetryAt": None, "currentNode": None, "nodes": {}, "output": None, "error": None,
+    "idempotencyKey": None, "requeues": 0, "attemptBase": 0, "cancelRequested": False,
+}
+# Order of a node record's stored fields (see the module's docstring).
+_NODE_FIELDS = ("status", "type", "name", "startedAt", "finishedAt", "durationMs", "outputCount", "error")
 
 
 def utc_now() -> datetime:
@@ -88,42 +106,33 @@ class ExecutionStore:
     # -- the submit transition's writes (into the submit transaction) ---------------------------
 
     def create(self, pipeline: Pipeline, execution_id: str, *, queue: str, workflow_name: str,
-               max_attempts: int, idempotency_key: str | None) -> None:
+               max_attempts: int, idempotency_key: str | None, workflow: str, items: list[dict]) -> None:
         key = keys.execution(execution_id)
-        pipeline.hset(key, mapping={
-            "id": execution_id,
+        pipeline.hset(key, mapping=pieces({
             "queue": queue,
             "workflowName": workflow_name,
+            "workflow": workflow,
+            "input": dumps(items),
             "status": QUEUED,
-            "attempt": 0,
-            "maxAttempts": max_attempts,
+            "attempt": "0",
+            "maxAttempts": str(max_attempts),
             "createdAt": iso(utc_now()),
-            "startedAt": "",
-            "finishedAt": "",
-            "nextRetryAt": "",
-            "currentNode": "",
-            "nodes": "{}",
-            "output": "null",
-            "error": "null",
             "idempotencyKey": idempotency_key or "",
-            "requeues": 0,
-            "attemptBase": 0,
-            "token": "",
-        })
+        }))
         pipeline.expire(key, self.settings.state_ttl)
 
     # -- reads -----------------------------------------------------------------------------------
 
     def get(self, execution_id: str) -> dict[str, Any] | None:
         raw = self.connection.hgetall(keys.execution(execution_id))
-        return decode_state(raw) if raw else None
+        return decode_state(raw, execution_id) if raw else None
 
     def get_many(self, execution_ids: list[str]) -> list[dict[str, Any] | None]:
         with self.connection.pipeline(transaction=False) as pipe:
             for execution_id in execution_ids:
                 pipe.hgetall(keys.execution(execution_id))
             raws = pipe.execute()
-        return [decode_state(raw) if raw else None for raw in raws]
+        return [decode_state(raw, i) if raw else None for raw, i in zip(raws, execution_ids, strict=True)]
 
 
 
@@ -131,16 +140,121 @@ def attempt_field(number: int) -> str:
     return f"attempt:{number}"
 
 
-def decode_state(raw: dict[bytes | str, bytes | str]) -> dict[str, Any]:
-    state: dict[str, Any] = {}
-    attempts: list[dict[str, Any]] = []
+def pieces(fields: dict[str, str]) -> dict[str, bytes]:
+    """``fields`` as stored: empty values left out, long ones in pieces of CHUNK bytes (``name``,
+    ``name#1`` ...). For a new key; the scripts also delete the pieces an earlier, longer value left."""
+    stored: dict[str, bytes] = {}
+    for name, value in fields.items():
+        data = value.encode()
+        for index in range(0, len(data), CHUNK):
+            stored[name if index == 0 else f"{name}#{index // CHUNK}"] = data[index:index + CHUNK]
+    return stored
+
+
+def joined(raw: dict[bytes | str, bytes | str]) -> dict[str, str]:
+    """The stored hash with each field's pieces put back together (before decoding: a piece may end
+    inside a UTF-8 sequence)."""
+    whole: dict[str, bytes] = {}
+    rest: dict[str, dict[int, bytes]] = {}
     for k, v in raw.items():
         name = k.decode() if isinstance(k, bytes) else k
-        text = v.decode() if isinstance(v, bytes) else v
+        data = v if isinstance(v, bytes) else v.encode()
+        base, sep, number = name.rpartition("#")
+        if sep and number.isdigit():
+            rest.setdefault(base, {})[int(number)] = data
+        else:
+            whole[name] = data
+    for name, parts in rest.items():
+        if name in whole:
+            whole[name] += b"".join(parts[n] for n in sorted(parts))
+    return {name: data.decode() for name, data in whole.items()}
+
+
+def dumps_nodes(nodes: dict[str, dict[str, Any]], since: str | None) -> str:
+    """The nodes record in its compact stored form (see the module's docstring); ``since``: the
+    attempt's ``startedAt``, which node times are counted from."""
+    base = _epoch_ms(since) if since else 0
+    compact = {}
+    for node_id, node in nodes.items():
+        values = [node.get(name) for name in _NODE_FIELDS]
+        if values[2] == node_id:
+            values[2] = None
+        for index in (3, 4):
+            moment = _epoch_ms(values[index])
+            values[index] = moment - base if isinstance(moment, int) else moment
+        while values and values[-1] is None:
+            values.pop()
+        compact[node_id] = values
+    return dumps(compact)
+
+
+def _epoch_ms(moment: Any) -> Any:
+    parsed = parse_iso(moment) if isinstance(moment, str) and moment else None
+    return round(parsed.timestamp() * 1000) if parsed is not None else moment
+
+
+def _from_ms(value: Any, base: int = 0) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return iso_epoch((base + value) / 1000)
+    return value
+
+
+def _node(node_id: str, stored: Any, base: int) -> Any:
+    if not isinstance(stored, list):
+        return stored  # written before the compact form, or by hand
+    node = dict(zip(_NODE_FIELDS, stored + [None] * (len(_NODE_FIELDS) - len(stored)), strict=False))
+    if node["name"] is None:
+        node["name"] = node_id
+    node["startedAt"], node["finishedAt"] = _from_ms(node["startedAt"], base), _from_ms(node["finishedAt"], base)
+    return {"name": node.pop("name"), "type": node.pop("type"), **node}
+
+
+def decode_nodes(text: str | None, since: str | None) -> dict[str, Any]:
+    """The stored nodes record, read back as {nodeId: {name, type, status, ...}}; ``since`` as for
+    :func:`dumps_nodes`."""
+    nodes = json.loads(text) if text else {}
+    if not isinstance(nodes, dict):
+        return nodes
+    base = _epoch_ms(since) if since else 0
+    base = base if isinstance(base, int) else 0
+    return {node_id: _node(node_id, stored, base) for node_id, stored in nodes.items()}
+
+
+# Stored keys of an attempt record, and the names it is read back with.
+_ATTEMPT_KEYS = {"s": "startedAt", "f": "finishedAt", "st": "status", "e": "error", "w": "worker"}
+
+
+def attempt_patch(finished_at: str, status: str, error: dict[str, Any] | None) -> dict[str, Any]:
+    """What an attempt's end adds to its stored record."""
+    patch: dict[str, Any] = {"f": _epoch_ms(finished_at), "st": status}
+    if error is not None:
+        # The node and its names are in the execution's `error` and its node record.
+        patch["e"] = {k: error[k] for k in ("message", "kind") if k in error}
+    return patch
+
+
+def _attempt(number: str, stored: Any) -> Any:
+    if not isinstance(stored, dict):
+        return stored
+    record: dict[str, Any] = {"attempt": int(number) if number.isdigit() else number, "startedAt": None,
+                              "finishedAt": None, "status": None, "error": None, "worker": None}
+    for key, value in stored.items():
+        name = _ATTEMPT_KEYS.get(key, key)
+        record[name] = _from_ms(value) if name in ("startedAt", "finishedAt") else value
+    return record
+
+
+def decode_state(raw: dict[bytes | str, bytes | str], execution_id: str | None = None) -> dict[str, Any]:
+    state: dict[str, Any] = {"id": execution_id, **_DEFAULTS}
+    attempts: list[dict[str, Any]] = []
+    nodes_text = None
+    for name, text in joined(raw).items():
         if name in _HIDDEN_FIELDS:
             continue
         if name.startswith("attempt:"):
-            attempts.append(json.loads(text))
+            attempts.append(_attempt(name.partition(":")[2], json.loads(text)))
+        elif name == "nodes":
+            nodes_text = text
         elif name in _JSON_FIELDS:
             state[name] = json.loads(text) if text else None
         elif name in _INT_FIELDS:
@@ -149,8 +263,8 @@ def decode_state(raw: dict[bytes | str, bytes | str]) -> dict[str, Any]:
             state[name] = text == "1"
         else:
             state[name] = text or None
-    state.setdefault("cancelRequested", False)
-    state["attempts"] = sorted(attempts, key=lambda a: a.get("attempt", 0))
+    state["nodes"] = decode_nodes(nodes_text, state["startedAt"])
+    state["attempts"] = sorted(attempts, key=lambda a: a.get("attempt", 0) if isinstance(a, dict) else 0)
     return state
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import ConnectionError, TimeoutError, WatchError
 
-from nodedrop_rq import keys
+from nodedrop_rq import documents, keys
 from nodedrop_rq.connection import redis_from_settings
 from nodedrop_rq.errors import SubmitConflict
 from nodedrop_rq.rq_integration import queueing
@@ -74,6 +74,7 @@ def _write_once(connection: Redis, settings: Settings, parsed: Workflow, items: 
                 execution_id: str, idempotency_key: str | None) -> str | None:
     """One WATCHed try. Returns the id stored (ours or the idempotency key's), or None if nothing is."""
     store = ExecutionStore(connection, settings)
+    document_text = documents.canonical(parsed.to_document())
     ikey = keys.idempotency(idempotency_key) if idempotency_key is not None else None
     with connection.pipeline() as pipe:
         pipe.watch(keys.execution(execution_id), *([ikey] if ikey else []))
@@ -87,10 +88,11 @@ def _write_once(connection: Redis, settings: Settings, parsed: Workflow, items: 
         if ikey is not None:
             # As long as the execution can live (a failed one waits failure_ttl for review).
             pipe.set(ikey, execution_id, ex=max(settings.state_ttl, settings.failure_ttl))
-        queueing.enqueue(pipe, connection, settings, queue_name, execution_id, parsed.to_document(), items,
-                         description=f"workflow {parsed.name!r}")
+        digest = documents.keep(pipe, document_text, settings)
+        queueing.enqueue(pipe, connection, settings, queue_name, execution_id, description=parsed.name)
         store.create(pipe, execution_id, queue=queue_name, workflow_name=parsed.name,
-                     max_attempts=settings.max_attempts, idempotency_key=idempotency_key)
+                     max_attempts=settings.max_attempts, idempotency_key=idempotency_key, workflow=digest,
+                     items=items)
         pipe.zadd(keys.active(queue_name), {execution_id: time.time()})
         pipe.sadd(keys.queues(), queue_name)
         pipe.execute()

@@ -9,22 +9,58 @@ NOSCRIPT inside a MULTI would fail that command alone) and with EVALSHA otherwis
 
 from __future__ import annotations
 
+# Values longer than this are stored in pieces of this size (``name``, ``name#1``, ``name#2`` ...), and an
+# empty value is an absent field: Redis then keeps the hash in its compact listpack encoding (every value
+# at most ``hash-max-listpack-value``, 64 by default), a third of the size of its hashtable encoding.
+# ``nodedrop_rq.state`` reads and writes the same layout.
+CHUNK = 64
+
+# Shared by the scripts: write (or, when empty, delete) a field in pieces, and read one back whole.
+_FIELDS = """
+local function put(key, name, value)
+  local n = 0
+  value = tostring(value)
+  for i = 1, #value, CHUNK do
+    redis.call('HSET', key, n == 0 and name or (name .. '#' .. n), string.sub(value, i, i + CHUNK - 1))
+    n = n + 1
+  end
+  if n == 0 then redis.call('HDEL', key, name) n = 1 end
+  while redis.call('HDEL', key, name .. '#' .. n) == 1 do n = n + 1 end
+end
+local function get(key, name)
+  local first = redis.call('HGET', key, name)
+  if not first then return false end
+  local parts, n = {first}, 1
+  while true do
+    local part = redis.call('HGET', key, name .. '#' .. n)
+    if not part then break end
+    parts[#parts + 1] = part
+    n = n + 1
+  end
+  return table.concat(parts)
+end
+""".replace("CHUNK", str(CHUNK))
+
 # KEYS: execution hash, counters hash of its queue, active index of its queue, RQ's failed registry of it.
 # ARGV: now (ISO), worker, token, state TTL, execution id, events channel, retries per round,
 #       completion TTL, now (epoch seconds), failure TTL.
-# Returns {outcome, status, attempt, maxAttempts, attemptBase, requeued} where outcome is
-# started | skip | cancelled | missing.
-START = """
+# Returns {outcome, status, attempt, maxAttempts, attemptBase, requeued, workflow, input} where outcome is
+# started | skip | cancelled | missing; workflow (the document's digest) and input only when started.
+START = _FIELDS + """
 local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'maxAttempts', 'cancelRequested', 'attemptBase')
 local status = h[1]
 if not status then return {'missing', '', 0, 0, 0, 0} end
+local function begun(n, max, base, requeued)
+  return {'started', 'running', n, max, base, requeued, redis.call('HGET', KEYS[1], 'workflow') or '',
+    get(KEYS[1], 'input') or ''}
+end
 local attempt = tonumber(h[2]) or 0
 local max = tonumber(h[3]) or 0
 local base = tonumber(h[5]) or 0
 local requeued = 0
 if status == 'running' and redis.call('HGET', KEYS[1], 'token') == ARGV[3] then
   -- This start again (redis-py re-sent the pipeline after a lost reply): the attempt is ours, run it.
-  return {'started', 'running', attempt, max, base, 0}
+  return begun(attempt, max, base, 0)
 end
 if status == 'failed' and redis.call('ZSCORE', KEYS[4], ARGV[5]) then
   -- Still in RQ's failed registry: a leftover delivery, not a requeue (RQ's requeue removes it first).
@@ -34,8 +70,9 @@ if status == 'failed' then
   base = attempt
   max = attempt + 1 + tonumber(ARGV[7])
   requeued = 1
-  redis.call('HSET', KEYS[1], 'maxAttempts', max, 'attemptBase', base, 'finishedAt', '', 'error', 'null')
-  redis.call('HDEL', KEYS[1], 'cancelRequested')
+  redis.call('HSET', KEYS[1], 'maxAttempts', max, 'attemptBase', base)
+  redis.call('HDEL', KEYS[1], 'cancelRequested', 'finishedAt')
+  put(KEYS[1], 'error', '')
   redis.call('HINCRBY', KEYS[1], 'requeues', 1)
   redis.call('ZADD', KEYS[3], ARGV[9], ARGV[5])
   h[4] = false
@@ -44,7 +81,8 @@ elseif status ~= 'queued' and status ~= 'retrying' then
 end
 -- The start ends the execution instead of beginning an attempt: status, TTL, index, counter, event together.
 local function end_here(final, counter, ttl)
-  redis.call('HSET', KEYS[1], 'status', final, 'finishedAt', ARGV[1], 'nextRetryAt', '', 'currentNode', '')
+  redis.call('HSET', KEYS[1], 'status', final, 'finishedAt', ARGV[1])
+  redis.call('HDEL', KEYS[1], 'nextRetryAt', 'currentNode')
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('ZREM', KEYS[3], ARGV[5])
   redis.call('HINCRBY', KEYS[2], counter, 1)
@@ -61,24 +99,28 @@ if attempt >= max then
   return {'skip', 'failed', attempt, max, base, requeued}
 end
 local n = attempt + 1
-redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', n, 'startedAt', ARGV[1], 'nextRetryAt', '',
-  'currentNode', '', 'nodes', '{}', 'token', ARGV[3], 'attempt:' .. n, cjson.encode({attempt = n,
-  startedAt = ARGV[1], finishedAt = cjson.null, status = 'running', error = cjson.null, worker = ARGV[2]}))
+redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', n, 'startedAt', ARGV[1], 'token', ARGV[3])
+redis.call('HDEL', KEYS[1], 'nextRetryAt', 'currentNode')
+put(KEYS[1], 'nodes', '')
+put(KEYS[1], 'attempt:' .. n, cjson.encode({s = math.floor(tonumber(ARGV[9]) * 1000), st = 'running',
+  w = ARGV[2]}))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('PUBLISH', ARGV[6], cjson.encode({type = 'started', executionId = ARGV[5], timestamp = ARGV[1],
   attempt = n}))
-return {'started', 'running', n, max, base, requeued}
+return begun(n, max, base, requeued)
 """
 
-# KEYS: execution hash, counters hash of its queue, active index of its queue.
+# KEYS: execution hash, counters hash of its queue, active index of its queue, and (optional) the workflow
+# document the execution runs, whose TTL is raised to ARGV[15] (never lowered) when the transition applies.
 # ARGV: 1 allowed source statuses (comma separated), 2 expected attempt ('' any), 3 expected token
 #       ('' unchecked), 4 target status, 5 TTL, 6 JSON object of fields to set (string values),
 #       7 JSON patch of the current attempt's record ('' none), 8 counter field ('' none), 9 duration in
 #       seconds ('' none), 10 duration bucket field, 11 events channel, 12 active index: add | remove | '',
-#       13 execution id, 14 score for the active index, 15.. messages to publish once applied.
+#       13 execution id, 14 score for the active index, 15 TTL the workflow document needs from now ('' none),
+#       16.. messages to publish once applied. Fields with an empty value are deleted.
 # Returns {1, target} when applied, {2, target} when this fenced writer's write had applied already,
 # {0, current status, current attempt} when refused.
-TRANSITION = """
+TRANSITION = _FIELDS + """
 local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'token')
 local status = h[1]
 if not status then return {0, '', 0} end
@@ -95,21 +137,20 @@ if not ok then
   end
   return {0, status, tonumber(h[2]) or 0}
 end
-local flat = {'status', ARGV[4]}
-for k, v in pairs(cjson.decode(ARGV[6])) do
-  flat[#flat + 1] = k
-  flat[#flat + 1] = v
-end
+redis.call('HSET', KEYS[1], 'status', ARGV[4])
+for k, v in pairs(cjson.decode(ARGV[6])) do put(KEYS[1], k, v) end
 if ARGV[7] ~= '' and (tonumber(h[2]) or 0) > 0 then
   local field = 'attempt:' .. h[2]
-  local raw = redis.call('HGET', KEYS[1], field)
-  local record = raw and cjson.decode(raw) or {attempt = tonumber(h[2])}
+  local raw = get(KEYS[1], field)
+  local record = raw and cjson.decode(raw) or {}
   for k, v in pairs(cjson.decode(ARGV[7])) do record[k] = v end
-  flat[#flat + 1] = field
-  flat[#flat + 1] = cjson.encode(record)
+  put(KEYS[1], field, cjson.encode(record))
 end
-redis.call('HSET', KEYS[1], unpack(flat))
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+if KEYS[4] and ARGV[15] ~= '' then
+  local left = redis.call('TTL', KEYS[4])
+  if left >= 0 and left < tonumber(ARGV[15]) then redis.call('EXPIRE', KEYS[4], ARGV[15]) end
+end
 if ARGV[8] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[8], 1) end
 if ARGV[9] ~= '' then
   redis.call('HINCRBY', KEYS[2], 'duration_count', 1)
@@ -118,17 +159,28 @@ if ARGV[9] ~= '' then
 end
 if ARGV[12] == 'add' then redis.call('ZADD', KEYS[3], ARGV[14], ARGV[13]) end
 if ARGV[12] == 'remove' then redis.call('ZREM', KEYS[3], ARGV[13]) end
-for i = 15, #ARGV do redis.call('PUBLISH', ARGV[11], ARGV[i]) end
+for i = 16, #ARGV do redis.call('PUBLISH', ARGV[11], ARGV[i]) end
 return {1, ARGV[4]}
 """
 
 # Node progress of the running attempt. KEYS: execution hash. ARGV: token, nodes JSON, current node,
 # events channel, messages to publish... Returns the cancel flag, or false when the attempt is not the
 # execution's running one (nothing written).
-PROGRESS = """
+PROGRESS = _FIELDS + """
 local h = redis.call('HMGET', KEYS[1], 'status', 'token', 'cancelRequested')
 if h[1] ~= 'running' or h[2] ~= ARGV[1] then return false end
-redis.call('HSET', KEYS[1], 'nodes', ARGV[2], 'currentNode', ARGV[3])
+put(KEYS[1], 'nodes', ARGV[2])
+put(KEYS[1], 'currentNode', ARGV[3])
 for i = 5, #ARGV do redis.call('PUBLISH', ARGV[4], ARGV[i]) end
 return h[3]
+"""
+
+# A workflow document, stored once under its digest. KEYS: the document's key. ARGV: its canonical JSON,
+# the TTL the execution being submitted needs it for. Sets it if absent; otherwise raises its TTL to that,
+# never lowers it (other executions may need it longer). Returns 1 when it was stored now.
+KEEP_DOCUMENT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
+local left = redis.call('TTL', KEYS[1])
+if left >= 0 and left < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0
 """

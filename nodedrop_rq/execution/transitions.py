@@ -18,11 +18,11 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 
-from nodedrop_rq import counters, keys
+from nodedrop_rq import counters, documents, keys
 from nodedrop_rq.execution import scripts, status
 from nodedrop_rq.execution.status import Transition
 from nodedrop_rq.settings import Settings
-from nodedrop_rq.state import dumps, iso, utc_now
+from nodedrop_rq.state import attempt_patch, dumps, dumps_nodes, iso, parse_iso, utc_now
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class Started:
     requeued: bool
     started_at: str
     token: str
+    # When it began: the digest of the workflow document to run, and the input items (JSON).
+    workflow: str = ""
+    input: str = ""
 
     @property
     def began(self) -> bool:
@@ -53,6 +56,7 @@ class Running:
     attempt_base: int
     token: str
     queue: str
+    workflow: str = ""
 
 
 class Transitions:
@@ -68,11 +72,13 @@ class Transitions:
     # -- start ------------------------------------------------------------------------------------
 
     def _start_args(self, execution_id: str, queue: str, worker: str, token: str) -> tuple[list[str], list[Any]]:
-        now = iso(utc_now())
+        moment = utc_now()
+        # The ISO time and the Unix time of the same moment (the attempt record keeps the latter, in ms).
+        now = iso(moment)
         return ([keys.execution(execution_id), keys.counters(queue), keys.active(queue), self.failed_registry(queue)],
                 [now, worker, token, self.settings.state_ttl, execution_id, keys.EVENTS_CHANNEL,
-                 len(self.settings.retry_intervals), self.settings.completion_ttl, time.time(),
-                 self.settings.failure_ttl])
+                 len(self.settings.retry_intervals), self.settings.completion_ttl,
+                 repr(parse_iso(now).timestamp()), self.settings.failure_ttl])
 
     def start(self, execution_id: str, queue: str, worker: str, token: str) -> Started:
         script_keys, args = self._start_args(execution_id, queue, worker, token)
@@ -89,20 +95,22 @@ class Transitions:
 
     def read_running(self, execution_id: str) -> Running:
         raw = self.connection.hmget(keys.execution(execution_id), "status", "attempt", "maxAttempts",
-                                    "attemptBase", "token", "queue")
+                                    "attemptBase", "token", "queue", "workflow")
         text = [v.decode() if isinstance(v, bytes) else v for v in raw]
         return Running(text[0], int(text[1] or 0), int(text[2] or 0), int(text[3] or 0), text[4] or "",
-                       text[5] or self.settings.queue)
+                       text[5] or self.settings.queue, text[6] or "")
 
     def finish(self, execution_id: str, queue: str, *, attempt: int, token: str, target: str,
                error: dict[str, Any] | None = None, nodes: dict[str, Any] | None = None,
                output: Any = None, duration: float | None = None, retry_in: int | None = None,
-               events: list[str] | tuple[str, ...] = ()) -> bool:
-        """End attempt ``attempt`` (started with ``token``) as ``target``."""
+               events: list[str] | tuple[str, ...] = (), workflow: str = "", started_at: str | None = None) -> bool:
+        """End attempt ``attempt`` (started with ``token`` at ``started_at``, which node times are stored
+        relative to) as ``target``. ``workflow``: the digest of the document it ran, kept as long as the
+        outcome can still lead to another attempt."""
         now = iso(utc_now())
         fields: dict[str, str] = {"currentNode": ""}
         if nodes is not None:
-            fields["nodes"] = dumps(nodes)
+            fields["nodes"] = dumps_nodes(nodes, started_at)
         if target == status.SUCCEEDED:
             fields["output"] = dumps(output)
         if error is not None:
@@ -111,8 +119,8 @@ class Transitions:
             fields["nextRetryAt"] = iso(utc_now() + timedelta(seconds=retry_in or 0))
         else:
             fields.update(finishedAt=now, nextRetryAt="")
-        record = {"finishedAt": now, "status": status.SUCCEEDED if target == status.SUCCEEDED
-                  else (status.CANCELLED if target == status.CANCELLED else status.FAILED), "error": error}
+        record = attempt_patch(now, status.SUCCEEDED if target == status.SUCCEEDED
+                               else (status.CANCELLED if target == status.CANCELLED else status.FAILED), error)
         event = {status.SUCCEEDED: "completed", status.RETRYING: "retrying", status.FAILED: "failed",
                  status.CANCELLED: "cancelled"}[target]
         message = _event(event, execution_id, now, attempt=attempt,
@@ -120,7 +128,7 @@ class Transitions:
                          nextRetryAt=fields.get("nextRetryAt") or None)
         return self._apply(status.FINISH, execution_id, queue, target, fields, attempt=attempt, token=token,
                            record=record, duration=duration if target != status.CANCELLED else None,
-                           messages=[*events, message])
+                           messages=[*events, message], workflow=workflow)
 
     # -- from outside an attempt ---------------------------------------------------------------
 
@@ -139,20 +147,21 @@ class Transitions:
     def requeue(self, execution_id: str, queue: str, attempt: int) -> bool:
         """A failed execution goes back to ``queued`` with a fresh retry schedule (as many attempts
         again as a new execution gets); attempt numbers continue."""
-        fields = {"finishedAt": "", "nextRetryAt": "", "error": "null", "currentNode": "",
+        fields = {"finishedAt": "", "nextRetryAt": "", "error": "", "currentNode": "",
                   "maxAttempts": str(attempt + self.settings.max_attempts), "attemptBase": str(attempt)}
         # Read outside the script; only one of two concurrent requeues passes the fence on `failed`.
-        current = self.connection.hget(keys.execution(execution_id), "requeues")
+        current, workflow = self.connection.hmget(keys.execution(execution_id), "requeues", "workflow")
         fields["requeues"] = str(int(current or 0) + 1)
         return self._apply(status.REQUEUE, execution_id, queue, status.QUEUED, fields, attempt=attempt,
-                           active="add", clear_cancel=True)
+                           active="add", clear_cancel=True, workflow=(workflow or b"").decode())
 
     # -- the one writer -----------------------------------------------------------------------
 
     def _apply(self, transition: Transition, execution_id: str, queue: str, target: str,
                fields: dict[str, str], *, attempt: int | None = None, token: str | None = None,
                record: dict[str, Any] | None = None, duration: float | None = None,
-               messages: list[str] | None = None, active: str | None = None, clear_cancel: bool = False) -> bool:
+               messages: list[str] | None = None, active: str | None = None, clear_cancel: bool = False,
+               workflow: str = "") -> bool:
         if target not in transition.targets:
             raise ValueError(f"transition {transition.name} cannot lead to {target}")
         if transition.fenced_on_attempt and (attempt is None or not token):
@@ -167,12 +176,18 @@ class Transitions:
                else self.settings.completion_ttl if terminal else self.settings.state_ttl)
         counter = transition.counter_for(target) or ""
         timed = duration is not None and duration >= 0
+        script_keys = [keys.execution(execution_id), keys.counters(queue), keys.active(queue)]
+        # The workflow document must outlive every execution that may still run it: one that waits or
+        # failed (and may be requeued); one that succeeded or was cancelled will not run again.
+        document_ttl = documents.needed_for(self.settings, target)
+        if workflow and document_ttl:
+            script_keys.append(keys.workflow(workflow))
         reply = self._transition(
-            keys=[keys.execution(execution_id), keys.counters(queue), keys.active(queue)],
+            keys=script_keys,
             args=[",".join(sorted(transition.sources)), "" if attempt is None else str(attempt), token or "",
                   target, ttl, json.dumps(fields), dumps(record) if record is not None else "", counter,
                   repr(float(duration)) if timed else "", counters.bucket_for(duration) if timed else "",
-                  keys.EVENTS_CHANNEL, active, execution_id, time.time(), *(messages or ())])
+                  keys.EVENTS_CHANNEL, active, execution_id, time.time(), document_ttl or "", *(messages or ())])
         return bool(reply[0])
 
 
@@ -187,10 +202,11 @@ def failure_target(settings: Settings, attempt: int, max_attempts: int, attempt_
 
 
 def parse_start(reply: Any, started_at: str, token: str) -> Started:
-    outcome, current, attempt, max_attempts, base, requeued = reply
-    text = [v.decode() if isinstance(v, bytes) else v for v in (outcome, current)]
+    outcome, current, attempt, max_attempts, base, requeued, *began = reply
+    text = [v.decode() if isinstance(v, bytes) else v for v in (outcome, current, *began)]
+    workflow, items = (text[2], text[3]) if began else ("", "")
     return Started(text[0], text[1], int(attempt), int(max_attempts), int(base), bool(int(requeued)),
-                   started_at, token)
+                   started_at, token, workflow, items)
 
 
 def _event(kind: str, execution_id: str, timestamp: str, **fields: Any) -> str:

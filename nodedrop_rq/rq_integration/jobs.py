@@ -1,8 +1,9 @@
 """The function RQ performs for each execution, and how an attempt that ended outside it is recorded.
 
-Jobs are stored with RQ's JSON serializer as ``nodedrop_rq.jobs.run_execution(execution_id, workflow,
-input)`` (that dotted path is kept as a re-export), so producers in other languages can enqueue the same
-shape. RQ decides from ``job.retries_left`` whether a failed job is retried; every path here sets it from
+Jobs are stored with RQ's JSON serializer as ``nodedrop_rq.jobs.run_execution()`` (that dotted path is
+kept as a re-export): the job's id is the execution's, whose state names the workflow document (stored
+once per distinct workflow, ``nodedrop_rq.documents``) and holds the input. The older shape
+``run_execution(execution_id, workflow, input)``, with the document in the job, still runs. RQ decides from ``job.retries_left`` whether a failed job is retried; every path here sets it from
 the transition that applied, so RQ's retry and our status always agree.
 """
 
@@ -22,7 +23,7 @@ from rq.executions import Execution
 from rq.job import Job
 from rq.timeouts import BaseTimeoutException, JobTimeoutException
 
-from nodedrop_rq import keys
+from nodedrop_rq import documents, keys, state
 from nodedrop_rq.errors import ExecutionCancelled, ExecutionFailed
 from nodedrop_rq.execution import status
 from nodedrop_rq.execution.transitions import Running, Started, Transitions, failure_target
@@ -41,11 +42,13 @@ STARTED_ATTR = "nd_started"
 RECORDED_ATTR = "nd_recorded"
 
 
-def run_execution(execution_id: str, workflow: dict[str, Any], input: Any = None) -> dict[str, Any]:  # noqa: A002
-    """Run one attempt of an execution inside an RQ worker."""
+def run_execution(execution_id: str | None = None, workflow: dict[str, Any] | None = None,
+                  input: Any = None) -> dict[str, Any]:  # noqa: A002
+    """Run one attempt of an execution inside an RQ worker (arguments only in jobs of the older shape)."""
     job = get_current_job()
     if job is None:
         raise RuntimeError("run_execution must be performed by an RQ worker")
+    execution_id = execution_id or job.id
     settings = get_settings()
     transitions = _transitions(job.connection, settings)
     started: Started | None = job.__dict__.pop(STARTED_ATTR, None)
@@ -61,14 +64,18 @@ def run_execution(execution_id: str, workflow: dict[str, Any], input: Any = None
     if started.requeued:
         set_rq_retries(job, settings, status.RETRYING, started.attempt, started.attempt_base)
 
+    if workflow is None:
+        workflow = documents.load(job.connection, started.workflow)
+        input = json.loads(started.input) if started.input else None  # noqa: A001
     limits = Limits.from_settings(settings)
-    progress = NodeProgress(job.connection, execution_id, started.attempt, started.token)
+    progress = NodeProgress(job.connection, execution_id, started.attempt, started.token, started.started_at)
     clock = time.monotonic()
 
     def finish(target: str, **fields: Any) -> bool:
         applied = transitions.finish(execution_id, job.origin, attempt=started.attempt, token=started.token,
                                      target=target, nodes=progress.nodes, events=progress.finish(),
-                                     duration=time.monotonic() - clock, **fields)
+                                     duration=time.monotonic() - clock, workflow=started.workflow,
+                                     started_at=started.started_at, **fields)
         if not applied:
             log.warning("execution %s attempt %s: outcome %s not recorded, the execution moved on meanwhile",
                         execution_id, started.attempt, target)
@@ -165,9 +172,10 @@ def record_attempt_end(connection: Redis, job: Job, *, token: str | None, error:
     if running.status == status.RUNNING and ended:
         target, retry_in = (status.CANCELLED, None) if cancelled else failure_target(
             settings, running.attempt, running.max_attempts, running.attempt_base)
-        nodes, error = _nodes_and_error(connection, job.id, error)
+        nodes, error, started_at = _nodes_and_error(connection, job.id, error)
         applied = transitions.finish(job.id, running.queue, attempt=running.attempt, token=running.token,
-                                     target=target, error=error, nodes=nodes, retry_in=retry_in)
+                                     target=target, error=error, nodes=nodes, retry_in=retry_in,
+                                     workflow=running.workflow, started_at=started_at)
         if applied:
             set_rq_retries(job, settings, target, running.attempt, running.attempt_base)
             return target
@@ -196,18 +204,20 @@ def _not_running(job: Job, settings: Settings, running: Running) -> None:
     job.retries_left = 0  # failed, or gone: a retry would be read as a requeue
 
 
-def _nodes_and_error(connection: Redis, execution_id: str, error: dict[str, Any]) -> tuple[dict[str, Any], dict]:
-    nodes_raw, current = connection.hmget(keys.execution(execution_id), "nodes", "currentNode")
-    nodes = json.loads(nodes_raw) if nodes_raw else {}
+def _nodes_and_error(connection: Redis, execution_id: str,
+                     error: dict[str, Any]) -> tuple[dict[str, Any], dict, str | None]:
+    fields = state.joined(connection.hgetall(keys.execution(execution_id)))
+    started_at = fields.get("startedAt")
+    nodes = state.decode_nodes(fields.get("nodes"), started_at)
     for node in nodes.values():
         if node.get("status") == "running":
             node["status"] = "failed"
-    current_node = current.decode() if isinstance(current, bytes) else (current or "")
+    current_node = fields.get("currentNode", "")
     error = dict(error)
     if current_node and not error.get("nodeId"):
         node = nodes.get(current_node, {})
         error.update(nodeId=current_node, nodeType=node.get("type"), nodeName=node.get("name"))
-    return nodes, error
+    return nodes, error, started_at
 
 
 ABANDONED = {"message": "the worker running this execution died (its heartbeat expired); the execution was "

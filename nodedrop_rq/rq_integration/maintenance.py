@@ -52,6 +52,9 @@ LOST = {"message": "the worker running this execution died (its RQ execution exp
 def clean_registries(worker: BaseWorker, settings: Settings) -> None:
     """What ``BaseWorker.clean_registries`` does, under our lease, plus the sweep."""
     for queue in worker.queues:
+        # RQ's cleanup fails abandoned jobs with the queue's job class: the worker's, which keeps the
+        # outcome in the execution (execution_job.py).
+        queue.job_class = worker.job_class
         lock = worker.connection.lock(keys.maintenance_lock(queue.name), timeout=MAINTENANCE_LEASE,
                                       blocking=False)
         if not lock.acquire(blocking=False):

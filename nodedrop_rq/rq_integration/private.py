@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 PRIVATE_NAMES: tuple[tuple[Any, str, str], ...] = (
     (Worker, "_start_scheduler", "the worker starts our RetryScheduler (short lock lease) instead of RQ's"),
     (RQScheduler, "_acquired_locks", "RetryScheduler shortens the leases of the locks it holds"),
-    (Job, "_handle_success", "the success MULTI without WATCH writes the job's result as RQ's does"),
+    (Job, "_handle_success", "the success MULTI without WATCH writes the job's finish as RQ's does; "
+                             "ExecutionJob overrides it to write no results stream"),
+    (Job, "_handle_failure", "ExecutionJob overrides it to fail a job into RQ's failed registry without a "
+                             "results stream (RQ calls it on every failure path)"),
     (Job, "_status", "that MULTI leaves the job's cached status FINISHED, as RQ's handle_job_success does"),
     (Worker, "_exc_handlers", "maintenance and our quieter handle_exception pass the worker's exception "
                               "handlers on, as RQ does"),

@@ -5,6 +5,7 @@ Only public RQ API is used here; the services never import RQ themselves.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from redis import Redis
@@ -24,12 +25,19 @@ def execution_queue(connection: Redis, settings: Settings, name: str | None = No
                  default_timeout=settings.job_timeout)
 
 
+# RQ keeps a hash of values no longer than this (hash-max-listpack-value) in a third of the memory.
+_SHORT = 64
+
+
 def enqueue(pipe: Pipeline, connection: Redis, settings: Settings, queue: str, execution_id: str,
-            document: dict[str, Any], items: list[dict[str, Any]], description: str) -> None:
-    """Add the execution's RQ job to ``pipe`` (a transaction the caller executes)."""
+            description: str) -> None:
+    """Add the execution's RQ job to ``pipe`` (a transaction the caller executes).
+
+    The job is ``run_execution()`` without arguments: its id is the execution's, whose state names the
+    workflow document (stored once for all its executions) and holds the input. So every field of RQ's
+    job hash stays short, and Redis keeps it in its compact encoding."""
     execution_queue(connection, settings, queue).enqueue_call(
         FUNC_NAME,
-        args=(execution_id, document, items),
         job_id=execution_id,
         timeout=settings.job_timeout,
         result_ttl=settings.completion_ttl,
@@ -37,9 +45,19 @@ def enqueue(pipe: Pipeline, connection: Redis, settings: Settings, queue: str, e
         retry=Retry(max=len(settings.retry_intervals), interval=list(settings.retry_intervals))
         if settings.retry_intervals else None,
         on_failure=Callback(FAILURE_CALLBACK),
-        description=description,
+        description=short_description(description),
         pipeline=pipe,
     )
+
+
+def short_description(name: str) -> str:
+    """``workflow 'name'``, cut to fit a short hash value (RQ shows it in ``rq info`` and rq-dashboard)."""
+    text = f"workflow {name!r}"
+    if len(text.encode()) <= _SHORT:
+        return text
+    while len(text.encode()) > _SHORT - 3:
+        text = text[:-1]
+    return text + "..."
 
 
 def fetch(connection: Redis, execution_id: str) -> Job | None:
@@ -83,5 +101,11 @@ def requeue(connection: Redis, job: Job) -> bool:
 
 
 def exc_string(job: Job) -> str | None:
+    """The exception of the job's last failure: its Result's, or (ExecutionJob writes no Result) the
+    job's ``exc_info`` field, which RQ itself falls back to."""
     result = job.latest_result()
-    return result.exc_string if result is not None else None
+    if result is not None:
+        return result.exc_string
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return job.exc_info

@@ -176,7 +176,7 @@ class FewerRoundTrips:
 
 def _execution_id(job: Job) -> str | None:
     try:
-        return job.args[0] if job.func_name == FUNC_NAME and job.args else None
+        return job.id if job.func_name == FUNC_NAME else None
     except Exception:  # noqa: BLE001 - an unreadable job fails when RQ performs it, with RQ's own error
         return None
 

@@ -43,6 +43,7 @@ from nodedrop_rq.connection import SERIALIZER
 from nodedrop_rq.errors import ExecutionFailed
 from nodedrop_rq.execution.transitions import Transitions
 from nodedrop_rq.rq_integration import maintenance, names, outage_log, private
+from nodedrop_rq.rq_integration.execution_job import ExecutionJob
 from nodedrop_rq.rq_integration.heartbeats import RunningJobHeartbeat
 from nodedrop_rq.rq_integration.jobs import RECORDED_ATTR, record_attempt_end
 from nodedrop_rq.rq_integration.round_trips import FewerRoundTrips
@@ -59,6 +60,8 @@ POOL_PID_FIELD = "nodedrop_pool_pid"
 
 
 class ExecutionWorker(FewerRoundTrips, Worker):
+    job_class = ExecutionJob
+
     def __init__(self, queues: Any, *args: Any, settings: Settings | None = None,
                  pool_name: str | None = None, pool_concurrency: int = 1, pool_pid: int | None = None,
                  **kwargs: Any) -> None:
@@ -78,6 +81,9 @@ class ExecutionWorker(FewerRoundTrips, Worker):
         kwargs.pop("default_worker_ttl", None)
         # Our jobs are JSON; a pickle-reading worker could not even load them.
         kwargs["serializer"] = SERIALIZER
+        # Outcomes go to the execution's state, not RQ's results stream (`rq worker` passes RQ's Job).
+        if kwargs.get("job_class") in (None, Job, "rq.job.Job"):
+            kwargs["job_class"] = ExecutionJob
         super().__init__(queues, *args, **kwargs)
         self.nd_pool_name = pool_name or self.name
         self.nd_pool_concurrency = pool_concurrency

@@ -1,0 +1,71 @@
+"""``ExecutionJob``: RQ's Job, with the outcome kept in the execution's state instead of RQ's results stream.
+
+RQ 3 records every job's outcome as a ``Result`` in a stream, ``rq:results:<id>``. A stream costs at
+least 4.7 KB however small its entry (Redis allocates its first node whole), more than everything else
+an execution leaves in Redis together; and the execution's state already holds what that Result would:
+status, output or error, times and worker. So this class writes what RQ's own success and failure
+handling writes, without the Result:
+
+* success: the job's status and fields, and RQ's finished registry for the job's ``result_ttl``;
+* failure: RQ's failed registry for ``failure_ttl`` (``rq requeue``, rq-dashboard, ``FailedJobRegistry``
+  and ``nodedrop-rq failed`` all read it), and the exception in the job's own ``exc_info`` field (which
+  RQ reads back as ``job.exc_info`` when there is no Result), except for a node failure: that one is the
+  execution's ``error``, and the traceback would only say where ``run_execution`` raised it.
+
+Empty fields RQ writes (``group_id``, callbacks that are not set) are left out, and so are, once the
+execution succeeded or was cancelled, the fields that only running the job again would read (timeout,
+retries, the failure callback): RQ reads an absent field as its default, and a hash of few short fields
+stays in Redis's compact encoding.
+``ExecutionWorker`` uses this class for the jobs it takes; RQ's tools read the same hash as a plain Job.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from redis.client import Pipeline
+from rq.job import Job, JobStatus
+
+# The last line of a node failure's traceback (nodedrop_rq.errors.ExecutionFailed).
+_NODE_FAILURE = "ExecutionFailed:"
+# What run_execution returns as `status` when the execution reached an end no requeue leaves.
+_ENDED = ("succeeded", "cancelled")
+# Fields of RQ's job hash that only running it again would read.
+_HOW_TO_RUN = ("timeout", "failure_ttl", "retries_left", "retry_intervals", "number_of_retries",
+               "failure_callback_name", "failure_callback_timeout", "last_heartbeat")
+
+
+class ExecutionJob(Job):
+    def _handle_success(self, result_ttl: int, pipeline: Pipeline, worker_name: str = "",
+                        execution_id: str | None = None, execution_started_at: Any = None,
+                        execution_ended_at: Any = None) -> None:
+        self.set_status(JobStatus.FINISHED, pipeline=pipeline)
+        self._save_short(pipeline)
+        outcome = self._result.get("status") if isinstance(self._result, dict) else None
+        # An execution that succeeded or was cancelled never runs again: its job keeps what RQ's tools
+        # show (status, times, origin, description, worker), not how to run it.
+        pipeline.hdel(self.key, "exc_info", *(_HOW_TO_RUN if outcome in _ENDED else ()))
+        if result_ttl != 0:
+            self.finished_job_registry.add(self, result_ttl, pipeline)
+
+    def _handle_failure(self, exc_string: str, pipeline: Pipeline, worker_name: str = "",
+                        execution_id: str | None = None, execution_started_at: Any = None,
+                        execution_ended_at: Any = None) -> None:
+        self.failed_job_registry.add(self, ttl=self.failure_ttl, pipeline=pipeline)
+        lines = exc_string.strip().splitlines()
+        if lines and not lines[-1].split(".")[-1].startswith(_NODE_FAILURE):
+            pipeline.hset(self.key, "exc_info", zlib.compress(exc_string.encode()))
+        pipeline.hdel(self.key, *self._empty_fields())
+
+    def _save_short(self, pipeline: Pipeline) -> None:
+        """``Job.save`` without the meta and result, and without empty fields."""
+        mapping = self.to_dict(include_meta=False, include_result=False)
+        empty = [name for name, value in mapping.items() if value == ""]
+        pipeline.hset(self.key, mapping={name: value for name, value in mapping.items() if value != ""})
+        if empty:
+            pipeline.hdel(self.key, *empty)
+
+    def _empty_fields(self) -> list[str]:
+        return [name for name, value in self.to_dict(include_meta=False, include_result=False).items()
+                if value == ""] or ["group_id"]
