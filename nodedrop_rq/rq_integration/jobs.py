@@ -3,8 +3,9 @@
 Jobs are stored with RQ's JSON serializer as ``nodedrop_rq.jobs.run_execution()`` (that dotted path is
 kept as a re-export): the job's id is the execution's, whose state names the workflow document (stored
 once per distinct workflow, ``nodedrop_rq.documents``) and holds the input. The older shape
-``run_execution(execution_id, workflow, input)``, with the document in the job, still runs. RQ decides from ``job.retries_left`` whether a failed job is retried; every path here sets it from
-the transition that applied, so RQ's retry and our status always agree.
+``run_execution(execution_id, workflow, input)``, with the document in the job, still runs. RQ decides
+from ``job.retries_left`` whether a failed job is retried; every path here sets it from the transition
+that applied, so RQ's retry and our status always agree.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ Only public RQ API is used here; the services never import RQ themselves.
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
