@@ -75,14 +75,16 @@ class ExecutionControl:
         ids = self.failed_ids(queue, limit, offset)
         states = self.store.get_many(ids)
         jobs = queueing.fetch_many(self.connection, ids)
-        return [self._failed(i, s, j, queue) for i, s, j in zip(ids, states, jobs, strict=True)]
+        tracebacks = self.store.tracebacks(ids)
+        return [self._failed(i, s, j, queue, t) for i, s, j, t in zip(ids, states, jobs, tracebacks, strict=True)]
 
     def show_failed(self, execution_id: str) -> tuple[FailedExecution, dict[str, Any] | None]:
         job = queueing.fetch(self.connection, execution_id)
         if job is None or not queueing.is_failed(job):
             raise ExecutionNotFound(execution_id)
         found = self.store.get(execution_id)
-        return self._failed(execution_id, found, job, job.origin), found
+        (traceback,) = self.store.tracebacks([execution_id])
+        return self._failed(execution_id, found, job, job.origin, traceback), found
 
     def requeue(self, execution_id: str) -> dict[str, Any]:
         """Run a failed execution again, with the full retry schedule, as RQ's own requeue does (the worker
@@ -121,8 +123,8 @@ class ExecutionControl:
         return queueing.failed_registry(self.connection, queue or self.settings.queue)
 
     def _failed(self, execution_id: str, found: dict[str, Any] | None, job: Any,
-                queue: str | None) -> FailedExecution:
-        exc = queueing.exc_string(job) if job is not None else None
+                queue: str | None, traceback: str | None = None) -> FailedExecution:
+        exc = (queueing.exc_string(job) if job is not None else None) or traceback
         return FailedExecution(
             id=execution_id,
             queue=(job.origin if job else None) or queue or self.settings.queue,

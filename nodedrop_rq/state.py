@@ -15,9 +15,12 @@ nodes            JSON: {nodeId: [status, type, name or null when it is the id, s
                  ms after the attempt's startedAt), durationMs, outputCount, error]} with trailing nulls
                  left out; read back as {nodeId: {name, type, status, startedAt, finishedAt, durationMs,
                  outputCount, error}}
-attempt:<n>      JSON {s: startedAt, f: finishedAt (Unix ms), st: status, e: {message, kind}, w: worker}:
-                 one field per attempt, read back as the list ``attempts`` of {attempt, startedAt,
-                 finishedAt, status, error, worker}
+excString        the innermost frame's location and the exception of a failed node's traceback, without
+                 its header line (``failed show``); other failures keep their traceback in the RQ job
+attempt:<n>      JSON {s: startedAt (Unix ms), d: finishedAt (ms after s), st: status, e: {m: message,
+                 k: kind}, w: worker (left out when it is the previous attempt's)}: one field per attempt,
+                 read back as the list ``attempts`` of {attempt, startedAt, finishedAt, status, error,
+                 worker}
 output           JSON list of items of the final node(s), once succeeded
 error            JSON {nodeId, nodeType, nodeName, message, kind} of the last failure
 cancelRequested  "1" once a cancel was asked for a running execution
@@ -60,7 +63,9 @@ _JSON_FIELDS = ("nodes", "output", "error")
 _INT_FIELDS = ("attempt", "maxAttempts", "requeues", "attemptBase")
 # Internal to the state machine and the worker: the running attempt's fencing token, the workflow's digest
 # and the input are not part of the public record.
-_HIDDEN_FIELDS = ("token", "workflow", "input")
+_HIDDEN_FIELDS = ("token", "workflow", "input", "excString")
+# Pieces of a traceback read back at most (CHUNK bytes each).
+_TRACEBACK_PIECES = 64
 # What an absent field reads as.
 _DEFAULTS: dict[str, Any] = {
     "queue": None, "workflowName": None, "attempt": 0, "maxAttempts": 0, "createdAt": None, "startedAt": None,
@@ -133,6 +138,16 @@ class ExecutionStore:
                 pipe.hgetall(keys.execution(execution_id))
             raws = pipe.execute()
         return [decode_state(raw, i) if raw else None for raw, i in zip(raws, execution_ids, strict=True)]
+
+    def tracebacks(self, execution_ids: list[str]) -> list[str | None]:
+        """The traceback kept in each execution's state (``excString``), or None."""
+        names = ["excString", *(f"excString#{n}" for n in range(1, _TRACEBACK_PIECES))]
+        with self.connection.pipeline(transaction=False) as pipe:
+            for execution_id in execution_ids:
+                pipe.hmget(keys.execution(execution_id), names)
+            replies = pipe.execute()
+        return [traceback_text(joined({n: v for n, v in zip(names, reply, strict=True) if v is not None})
+                               .get("excString")) for reply in replies]
 
 
 
@@ -220,16 +235,44 @@ def decode_nodes(text: str | None, since: str | None) -> dict[str, Any]:
     return {node_id: _node(node_id, stored, base) for node_id, stored in nodes.items()}
 
 
+def error_without_node_names(error: dict[str, Any], nodes: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """The error as stored: its node's type and name are left out when the nodes record has them."""
+    node = (nodes or {}).get(error.get("nodeId")) if isinstance(error.get("nodeId"), str) else None
+    if node is None or (node.get("type"), node.get("name")) != (error.get("nodeType"), error.get("nodeName")):
+        return error
+    return {k: v for k, v in error.items() if k not in ("nodeType", "nodeName")}
+
+
+def _with_node_names(error: Any, nodes: Any) -> Any:
+    if not isinstance(error, dict) or not isinstance(nodes, dict) or "nodeType" in error:
+        return error
+    node = nodes.get(error.get("nodeId")) if isinstance(error.get("nodeId"), str) else None
+    if not isinstance(node, dict):
+        return error
+    return {**error, "nodeType": node.get("type"), "nodeName": node.get("name")}
+
+
+TRACEBACK_HEADER = "Traceback (most recent call last):"
+
+
+def traceback_text(stored: str | None) -> str | None:
+    """A traceback kept in the state (``excString``), with the header line it is stored without."""
+    if not stored:
+        return None
+    return stored if stored.startswith(TRACEBACK_HEADER) else f"{TRACEBACK_HEADER}\n{stored}"
+
+
 # Stored keys of an attempt record, and the names it is read back with.
 _ATTEMPT_KEYS = {"s": "startedAt", "f": "finishedAt", "st": "status", "e": "error", "w": "worker"}
+_ERROR_KEYS = {"m": "message", "k": "kind"}
 
 
 def attempt_patch(finished_at: str, status: str, error: dict[str, Any] | None) -> dict[str, Any]:
-    """What an attempt's end adds to its stored record."""
+    """What an attempt's end adds to its stored record (the script keeps ``f`` as ``d``, ms after ``s``)."""
     patch: dict[str, Any] = {"f": _epoch_ms(finished_at), "st": status}
     if error is not None:
         # The node and its names are in the execution's `error` and its node record.
-        patch["e"] = {k: error[k] for k in ("message", "kind") if k in error}
+        patch["e"] = {short: error[name] for short, name in _ERROR_KEYS.items() if name in error}
     return patch
 
 
@@ -240,8 +283,29 @@ def _attempt(number: str, stored: Any) -> Any:
                               "finishedAt": None, "status": None, "error": None, "worker": None}
     for key, value in stored.items():
         name = _ATTEMPT_KEYS.get(key, key)
-        record[name] = _from_ms(value) if name in ("startedAt", "finishedAt") else value
+        if name in ("startedAt", "finishedAt"):
+            value = _from_ms(value)
+        elif key == "e" and isinstance(value, dict):
+            value = {_ERROR_KEYS.get(k, k): v for k, v in value.items()}
+        record[name] = value
+    if isinstance(stored.get("d"), (int, float)) and isinstance(stored.get("s"), (int, float)):
+        record.pop("d", None)
+        record["finishedAt"] = _from_ms(stored["s"] + stored["d"])
     return record
+
+
+def _attempt_number(record: Any) -> int:
+    number = record.get("attempt") if isinstance(record, dict) else None
+    return number if isinstance(number, int) else 0
+
+
+def _carry_workers(attempts: list[Any]) -> list[Any]:
+    """An attempt's record names its worker only when it differs from the previous attempt's."""
+    worker = None
+    for record in attempts:
+        if isinstance(record, dict):
+            worker = record["worker"] = record.get("worker") or worker
+    return attempts
 
 
 def decode_state(raw: dict[bytes | str, bytes | str], execution_id: str | None = None) -> dict[str, Any]:
@@ -264,7 +328,8 @@ def decode_state(raw: dict[bytes | str, bytes | str], execution_id: str | None =
         else:
             state[name] = text or None
     state["nodes"] = decode_nodes(nodes_text, state["startedAt"])
-    state["attempts"] = sorted(attempts, key=lambda a: a.get("attempt", 0) if isinstance(a, dict) else 0)
+    state["error"] = _with_node_names(state["error"], state["nodes"])
+    state["attempts"] = _carry_workers(sorted(attempts, key=_attempt_number))
     return state
 
 

@@ -73,6 +73,7 @@ if status == 'failed' then
   redis.call('HSET', KEYS[1], 'maxAttempts', max, 'attemptBase', base)
   redis.call('HDEL', KEYS[1], 'cancelRequested', 'finishedAt')
   put(KEYS[1], 'error', '')
+  put(KEYS[1], 'excString', '')
   redis.call('HINCRBY', KEYS[1], 'requeues', 1)
   redis.call('ZADD', KEYS[3], ARGV[9], ARGV[5])
   h[4] = false
@@ -102,8 +103,17 @@ local n = attempt + 1
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', n, 'startedAt', ARGV[1], 'token', ARGV[3])
 redis.call('HDEL', KEYS[1], 'nextRetryAt', 'currentNode')
 put(KEYS[1], 'nodes', '')
-put(KEYS[1], 'attempt:' .. n, cjson.encode({s = math.floor(tonumber(ARGV[9]) * 1000), st = 'running',
-  w = ARGV[2]}))
+-- The attempt's record names its worker only when it is not the previous attempt's (read back carried on).
+local record = {s = math.floor(tonumber(ARGV[9]) * 1000), st = 'running', w = ARGV[2]}
+for earlier = n - 1, 1, -1 do
+  local raw = get(KEYS[1], 'attempt:' .. earlier)
+  local previous = raw and cjson.decode(raw)
+  if type(previous) == 'table' and previous.w then
+    if previous.w == ARGV[2] then record.w = nil end
+    break
+  end
+end
+put(KEYS[1], 'attempt:' .. n, cjson.encode(record))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('PUBLISH', ARGV[6], cjson.encode({type = 'started', executionId = ARGV[5], timestamp = ARGV[1],
   attempt = n}))
@@ -132,18 +142,26 @@ if ok and ARGV[2] ~= '' and tostring(h[2]) ~= ARGV[2] then ok = false end
 if ok and ARGV[3] ~= '' and h[3] ~= ARGV[3] then ok = false end
 if not ok then
   -- The same writer again (redis-py re-sends a script whose reply was lost): it applied the first time.
-  if ARGV[3] ~= '' and status == ARGV[4] and h[3] == ARGV[3] and tostring(h[2]) == ARGV[2] then
+  -- (A finished execution keeps no token: the attempt number alone is its writer's.)
+  local terminal = status == 'succeeded' or status == 'failed' or status == 'cancelled'
+  if ARGV[3] ~= '' and status == ARGV[4] and (h[3] == ARGV[3] or (terminal and not h[3]))
+      and tostring(h[2]) == ARGV[2] then
     return {2, status}
   end
   return {0, status, tonumber(h[2]) or 0}
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[4])
+if ARGV[4] == 'succeeded' or ARGV[4] == 'failed' or ARGV[4] == 'cancelled' then
+  redis.call('HDEL', KEYS[1], 'token')  -- only a running attempt needs its fence
+end
 for k, v in pairs(cjson.decode(ARGV[6])) do put(KEYS[1], k, v) end
 if ARGV[7] ~= '' and (tonumber(h[2]) or 0) > 0 then
   local field = 'attempt:' .. h[2]
   local raw = get(KEYS[1], field)
   local record = raw and cjson.decode(raw) or {}
   for k, v in pairs(cjson.decode(ARGV[7])) do record[k] = v end
+  -- The end as milliseconds after the start: shorter than a second Unix time.
+  if type(record.s) == 'number' and type(record.f) == 'number' then record.d = record.f - record.s record.f = nil end
   put(KEYS[1], field, cjson.encode(record))
 end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
@@ -183,4 +201,9 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
 local left = redis.call('TTL', KEYS[1])
 if left >= 0 and left < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 0
+"""
+
+# One field of an execution, in pieces (see CHUNK), if the execution exists. KEYS: its hash. ARGV: field, value.
+PUT_FIELD = _FIELDS + """
+if redis.call('EXISTS', KEYS[1]) == 1 then put(KEYS[1], ARGV[1], ARGV[2]) end
 """

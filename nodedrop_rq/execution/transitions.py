@@ -22,7 +22,7 @@ from nodedrop_rq import counters, documents, keys
 from nodedrop_rq.execution import scripts, status
 from nodedrop_rq.execution.status import Transition
 from nodedrop_rq.settings import Settings
-from nodedrop_rq.state import attempt_patch, dumps, dumps_nodes, iso, parse_iso, utc_now
+from nodedrop_rq.state import attempt_patch, dumps, dumps_nodes, error_without_node_names, iso, parse_iso, utc_now
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class Transitions:
         if target == status.SUCCEEDED:
             fields["output"] = dumps(output)
         if error is not None:
-            fields["error"] = dumps(error)
+            fields["error"] = dumps(error_without_node_names(error, nodes))
         if target == status.RETRYING:
             fields["nextRetryAt"] = iso(utc_now() + timedelta(seconds=retry_in or 0))
         else:

@@ -10,7 +10,8 @@ handling writes, without the Result:
 * failure: RQ's failed registry for ``failure_ttl`` (``rq requeue``, rq-dashboard, ``FailedJobRegistry``
   and ``nodedrop-rq failed`` all read it), and the exception in the job's own ``exc_info`` field (which
   RQ reads back as ``job.exc_info`` when there is no Result), except for a node failure: that one is the
-  execution's ``error``, and the traceback would only say where ``run_execution`` raised it.
+  execution's ``error``, and of its traceback, which only shows RQ's frames calling ``run_execution``,
+  the execution's state keeps the innermost frame and the exception (``excString``).
 
 Empty fields RQ writes (``group_id``, callbacks that are not set) are left out, and so are, once the
 execution succeeded or was cancelled, the fields that only running the job again would read (timeout,
@@ -26,6 +27,9 @@ from typing import Any
 
 from redis.client import Pipeline
 from rq.job import Job, JobStatus
+
+from nodedrop_rq import keys
+from nodedrop_rq.execution import scripts
 
 # The last line of a node failure's traceback (nodedrop_rq.errors.ExecutionFailed).
 _NODE_FAILURE = "ExecutionFailed:"
@@ -54,9 +58,12 @@ class ExecutionJob(Job):
                         execution_ended_at: Any = None) -> None:
         self.failed_job_registry.add(self, ttl=self.failure_ttl, pipeline=pipeline)
         lines = exc_string.strip().splitlines()
-        if lines and not lines[-1].split(".")[-1].startswith(_NODE_FAILURE):
+        if lines and lines[-1].split(".")[-1].startswith(_NODE_FAILURE):
+            pipeline.eval(scripts.PUT_FIELD, 1, keys.execution(self.id), "excString", innermost_frame(lines))
+        elif lines:
             pipeline.hset(self.key, "exc_info", zlib.compress(exc_string.encode()))
-        pipeline.hdel(self.key, *self._empty_fields())
+        # The next start writes a new heartbeat; until then there is none to read.
+        pipeline.hdel(self.key, "last_heartbeat", *self._empty_fields())
 
     def _save_short(self, pipeline: Pipeline) -> None:
         """``Job.save`` without the meta and result, and without empty fields."""
@@ -68,4 +75,14 @@ class ExecutionJob(Job):
 
     def _empty_fields(self) -> list[str]:
         return [name for name, value in self.to_dict(include_meta=False, include_result=False).items()
-                if value == ""] or ["group_id"]
+                if value == ""]
+
+
+def innermost_frame(lines: list[str]) -> str:
+    """A formatted traceback cut to the location of its innermost frame and the exception (the state keeps
+    it without the header line, which :func:`nodedrop_rq.state.traceback_text` puts back)."""
+    frames = [index for index, line in enumerate(lines) if line.startswith('  File "')]
+    if not frames or not lines[0].startswith("Traceback"):
+        return "\n".join(lines)
+    exception = [line for line in lines[frames[-1] + 1:] if not line.startswith(" ")]
+    return "\n".join([lines[frames[-1]], *exception])
