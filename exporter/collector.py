@@ -101,11 +101,12 @@ class NodedropCollector(Collector):
                 add_count_commands(pipe, queue)
                 self._oldest(keys=[names.queue(queue)], args=[names.JOB_KEY_PREFIX], client=pipe)
                 pipe.hgetall(keys.counters(queue))
+                pipe.zcard(keys.active(queue))
             for key in worker_keys:
                 pipe.hmget(key, "state", "last_heartbeat", POOL_FIELD)
             values = pipe.execute()
 
-        per_queue = 7
+        per_queue = 8
         now = datetime.now(timezone.utc)
         gauges = {name: GaugeMetricFamily(f"nodedrop_queue_{name}", help_text, labels=["queue"])
                   for name, help_text in _QUEUE_GAUGES}
@@ -120,10 +121,17 @@ class NodedropCollector(Collector):
         duration = HistogramMetricFamily("nodedrop_execution_duration_seconds",
                                          "Run time of execution attempts that ended (succeeded or failed).",
                                          labels=["queue"])
-        active_total = 0
+        retained = GaugeMetricFamily(
+            "nodedrop_executions_retained",
+            "Executions whose state Redis keeps: unfinished ones, and those that succeeded or failed and are "
+            "still kept (EXECUTION_COMPLETION_TTL, EXECUTION_FAILURE_TTL).", labels=["queue"])
+        active_total = retained_total = 0
         for index, queue in enumerate(queues):
-            waiting, active, completed, failed, scheduled, oldest_at, raw_counters = \
+            waiting, active, completed, failed, scheduled, oldest_at, raw_counters, unfinished = \
                 values[index * per_queue:(index + 1) * per_queue]
+            kept = int(unfinished) + int(completed) + int(failed)
+            retained.add_metric([queue], kept)
+            retained_total += kept
             for name, value in (("waiting", waiting), ("active", active), ("completed", completed),
                                 ("failed", failed), ("scheduled", scheduled)):
                 gauges[name].add_metric([queue], int(value))
@@ -141,11 +149,23 @@ class NodedropCollector(Collector):
         yield from totals.values()
         yield duration
         yield desired
+        yield retained
         yield from self._worker_metrics(values[len(queues) * per_queue:], now, active_total)
         yield from _schedule_metrics(schedules, earliest, now)
+        used_bytes = float(memory.get("used_memory", 0))
         used = GaugeMetricFamily("nodedrop_redis_memory_used_bytes", "Redis used_memory.")
-        used.add_metric([], float(memory.get("used_memory", 0)))
+        used.add_metric([], used_bytes)
         yield used
+        limit = GaugeMetricFamily("nodedrop_redis_maxmemory_bytes", "Redis maxmemory (0: no limit).")
+        limit.add_metric([], float(memory.get("maxmemory", 0)))
+        yield limit
+        # The memory budget: retained executions x this = what Redis needs (README, Capacity).
+        per_execution = GaugeMetricFamily(
+            "nodedrop_redis_memory_per_execution_bytes",
+            "Redis used_memory divided by the executions it retains, all queues (0 when none); includes "
+            "Redis's own fixed overhead, so it is an upper bound with few executions.")
+        per_execution.add_metric([], used_bytes / retained_total if retained_total else 0.0)
+        yield per_execution
 
     def _worker_metrics(self, rows: list[list[bytes | None]], now: datetime, active: int) -> Iterator[Metric]:
         # A worker hash outlives a dead worker by worker_ttl + 60 s; only a recent heartbeat counts.

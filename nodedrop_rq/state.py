@@ -18,7 +18,8 @@ nodes            JSON: {nodeId: [status, type, name or null when it is the id, s
 excString        the innermost frame's location and the exception of a failed node's traceback, without
                  its header line (``failed show``); other failures keep their traceback in the RQ job
 attempt:<n>      JSON {s: startedAt (Unix ms), d: finishedAt (ms after s), st: status, e: {m: message,
-                 k: kind}, w: worker (left out when it is the previous attempt's)}: one field per attempt,
+                 k: kind} (1 when it is the previous attempt's), w: worker (left out when it is the
+                 previous attempt's)}: one field per attempt,
                  read back as the list ``attempts`` of {attempt, startedAt, finishedAt, status, error,
                  worker}
 output           JSON list of items of the final node(s), once succeeded
@@ -300,11 +301,15 @@ def _attempt_number(record: Any) -> int:
 
 
 def _carry_workers(attempts: list[Any]) -> list[Any]:
-    """An attempt's record names its worker only when it differs from the previous attempt's."""
-    worker = None
+    """An attempt's record names its worker only when it differs from the previous attempt's, and its error
+    is 1 when it is the previous attempt's."""
+    worker = error = None
     for record in attempts:
         if isinstance(record, dict):
             worker = record["worker"] = record.get("worker") or worker
+            if record.get("error") == 1:
+                record["error"] = dict(error) if isinstance(error, dict) else error
+            error = record.get("error")
     return attempts
 
 

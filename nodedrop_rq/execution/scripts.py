@@ -162,6 +162,18 @@ if ARGV[7] ~= '' and (tonumber(h[2]) or 0) > 0 then
   for k, v in pairs(cjson.decode(ARGV[7])) do record[k] = v end
   -- The end as milliseconds after the start: shorter than a second Unix time.
   if type(record.s) == 'number' and type(record.f) == 'number' then record.d = record.f - record.s record.f = nil end
+  -- An error that repeats the previous attempt's is stored as 1 ("as before").
+  if type(record.e) == 'table' then
+    for earlier = tonumber(h[2]) - 1, 1, -1 do
+      local raw = get(KEYS[1], 'attempt:' .. earlier)
+      local previous = raw and cjson.decode(raw)
+      if type(previous) ~= 'table' or previous.e ~= 1 then
+        local e = type(previous) == 'table' and previous.e
+        if type(e) == 'table' and e.m == record.e.m and e.k == record.e.k then record.e = 1 end
+        break
+      end
+    end
+  end
   put(KEYS[1], field, cjson.encode(record))
 end
 redis.call('EXPIRE', KEYS[1], ARGV[5])

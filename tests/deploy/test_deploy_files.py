@@ -23,7 +23,8 @@ EXPORTED = {
     "nodedrop_execution_duration_seconds_count", "nodedrop_workers", "nodedrop_worker_capacity",
     "nodedrop_worker_pools", "nodedrop_worker_utilization_ratio", "nodedrop_workers_desired", "nodedrop_redis_up",
     "nodedrop_redis_memory_used_bytes", "nodedrop_exporter_scrape_duration_seconds", "nodedrop_schedules",
-    "nodedrop_schedule_lag_seconds", "nodedrop_build_info",
+    "nodedrop_schedule_lag_seconds", "nodedrop_build_info", "nodedrop_redis_maxmemory_bytes",
+    "nodedrop_redis_memory_per_execution_bytes", "nodedrop_executions_retained",
 }
 COMPOSE = shutil.which("docker-compose")
 PROMTOOL = shutil.which("promtool")
@@ -92,7 +93,8 @@ def test_every_alert_has_a_summary_and_a_runbook():
              for rule in group["rules"]]
     names = {rule["alert"] for rule in rules}
     assert names == {"NodedropRedisDown", "NodedropNoLiveWorkers", "NodedropBacklogGrowing",
-                     "NodedropOldestWaitingTooOld", "NodedropFailureRatioHigh", "NodedropWorkersSaturated"}
+                     "NodedropOldestWaitingTooOld", "NodedropFailureRatioHigh", "NodedropWorkersSaturated",
+                     "NodedropRedisMemoryHigh"}
     for rule in rules:
         assert rule["annotations"]["summary"] and rule["annotations"]["runbook"]
         assert _metric_names(rule["expr"]) <= EXPORTED | {"up"}
