@@ -9,7 +9,7 @@ workflow         digest of the workflow document, stored once at ``nodedrop:work
 input            JSON list of the input items
 status           queued | running | retrying | succeeded | failed | cancelled
 attempt          number of the current or last attempt (1-based); maxAttempts: 1 + retries
-createdAt, startedAt, finishedAt, nextRetryAt   ISO 8601 UTC timestamps
+createdAt, startedAt, finishedAt, nextRetryAt   Unix milliseconds, read back as ISO 8601 UTC
 currentNode      id of the node running now
 nodes            JSON: {nodeId: [status, type, name or null when it is the id, startedAt, finishedAt (both
                  ms after the attempt's startedAt), durationMs, outputCount, error]} with trailing nulls
@@ -23,7 +23,8 @@ attempt:<n>      JSON {s: startedAt (Unix ms), d: finishedAt (ms after s), st: s
                  read back as the list ``attempts`` of {attempt, startedAt, finishedAt, status, error,
                  worker}
 output           JSON list of items of the final node(s), once succeeded
-error            JSON {nodeId, nodeType, nodeName, message, kind} of the last failure
+error            JSON {nodeId, nodeType, nodeName, message, kind} of the last failure (the node's type, name
+                 and error are read from its node record when they are left out)
 cancelRequested  "1" once a cancel was asked for a running execution
 idempotencyKey   the key it was submitted with, if any
 requeues         how often it was requeued from the failed registry by hand
@@ -62,6 +63,7 @@ from nodedrop_rq.settings import Settings
 
 _JSON_FIELDS = ("nodes", "output", "error")
 _INT_FIELDS = ("attempt", "maxAttempts", "requeues", "attemptBase")
+_TIME_FIELDS = ("createdAt", "startedAt", "finishedAt", "nextRetryAt")
 # Internal to the state machine and the worker: the running attempt's fencing token, the workflow's digest
 # and the input are not part of the public record.
 _HIDDEN_FIELDS = ("token", "workflow", "input", "excString")
@@ -87,6 +89,19 @@ def iso(moment: datetime | None) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stored_time(text: str) -> str:
+    """An ISO 8601 time as the state stores it: Unix milliseconds (13 digits instead of 24 characters)."""
+    moment = parse_iso(text)
+    return str(round(moment.timestamp() * 1000)) if moment is not None else ""
+
+
+def iso_of_stored(text: str | None) -> str | None:
+    """A stored time read back as ISO 8601 (states written before stored ISO text, which is kept)."""
+    if not text:
+        return None
+    return iso_epoch(int(text) / 1000) if text.isdigit() else text
 
 
 def parse_iso(text: str) -> datetime | None:
@@ -122,7 +137,7 @@ class ExecutionStore:
             "status": QUEUED,
             "attempt": "0",
             "maxAttempts": str(max_attempts),
-            "createdAt": iso(utc_now()),
+            "createdAt": stored_time(iso(utc_now())),
             "idempotencyKey": idempotency_key or "",
         }))
         pipeline.expire(key, self.settings.state_ttl)
@@ -205,6 +220,8 @@ def dumps_nodes(nodes: dict[str, dict[str, Any]], since: str | None) -> str:
 
 
 def _epoch_ms(moment: Any) -> Any:
+    if isinstance(moment, str) and moment.isdigit():
+        return int(moment)
     parsed = parse_iso(moment) if isinstance(moment, str) and moment else None
     return round(parsed.timestamp() * 1000) if parsed is not None else moment
 
@@ -237,11 +254,14 @@ def decode_nodes(text: str | None, since: str | None) -> dict[str, Any]:
 
 
 def error_without_node_names(error: dict[str, Any], nodes: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
-    """The error as stored: its node's type and name are left out when the nodes record has them."""
+    """The error as stored: its node's type and name, and the message when it is the node's error, are left
+    out when the nodes record has them (:func:`decode_state` puts them back)."""
     node = (nodes or {}).get(error.get("nodeId")) if isinstance(error.get("nodeId"), str) else None
     if node is None or (node.get("type"), node.get("name")) != (error.get("nodeType"), error.get("nodeName")):
         return error
-    return {k: v for k, v in error.items() if k not in ("nodeType", "nodeName")}
+    left_out = ("nodeType", "nodeName", "message") if node.get("error") == error.get("message") else (
+        "nodeType", "nodeName")
+    return {k: v for k, v in error.items() if k not in left_out}
 
 
 def _with_node_names(error: Any, nodes: Any) -> Any:
@@ -250,7 +270,10 @@ def _with_node_names(error: Any, nodes: Any) -> Any:
     node = nodes.get(error.get("nodeId")) if isinstance(error.get("nodeId"), str) else None
     if not isinstance(node, dict):
         return error
-    return {**error, "nodeType": node.get("type"), "nodeName": node.get("name")}
+    named = {"nodeId": error.get("nodeId"), "nodeType": node.get("type"), "nodeName": node.get("name")}
+    if "message" not in error:
+        named["message"] = node.get("error")
+    return {**named, **error}
 
 
 TRACEBACK_HEADER = "Traceback (most recent call last):"
@@ -330,6 +353,8 @@ def decode_state(raw: dict[bytes | str, bytes | str], execution_id: str | None =
             state[name] = int(text or 0)
         elif name == "cancelRequested":
             state[name] = text == "1"
+        elif name in _TIME_FIELDS:
+            state[name] = iso_of_stored(text)
         else:
             state[name] = text or None
     state["nodes"] = decode_nodes(nodes_text, state["startedAt"])

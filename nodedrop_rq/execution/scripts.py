@@ -50,6 +50,8 @@ START = _FIELDS + """
 local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'maxAttempts', 'cancelRequested', 'attemptBase')
 local status = h[1]
 if not status then return {'missing', '', 0, 0, 0, 0} end
+-- Times are stored as Unix milliseconds (nodedrop_rq.state reads them back as ISO 8601).
+local now_ms = string.format('%d', math.floor(tonumber(ARGV[9]) * 1000))
 local function begun(n, max, base, requeued)
   return {'started', 'running', n, max, base, requeued, redis.call('HGET', KEYS[1], 'workflow') or '',
     get(KEYS[1], 'input') or ''}
@@ -82,7 +84,7 @@ elseif status ~= 'queued' and status ~= 'retrying' then
 end
 -- The start ends the execution instead of beginning an attempt: status, TTL, index, counter, event together.
 local function end_here(final, counter, ttl)
-  redis.call('HSET', KEYS[1], 'status', final, 'finishedAt', ARGV[1])
+  redis.call('HSET', KEYS[1], 'status', final, 'finishedAt', now_ms)
   redis.call('HDEL', KEYS[1], 'nextRetryAt', 'currentNode')
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('ZREM', KEYS[3], ARGV[5])
@@ -100,11 +102,11 @@ if attempt >= max then
   return {'skip', 'failed', attempt, max, base, requeued}
 end
 local n = attempt + 1
-redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', n, 'startedAt', ARGV[1], 'token', ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', n, 'startedAt', now_ms, 'token', ARGV[3])
 redis.call('HDEL', KEYS[1], 'nextRetryAt', 'currentNode')
 put(KEYS[1], 'nodes', '')
 -- The attempt's record names its worker only when it is not the previous attempt's (read back carried on).
-local record = {s = math.floor(tonumber(ARGV[9]) * 1000), st = 'running', w = ARGV[2]}
+local record = {s = tonumber(now_ms), st = 'running', w = ARGV[2]}
 for earlier = n - 1, 1, -1 do
   local raw = get(KEYS[1], 'attempt:' .. earlier)
   local previous = raw and cjson.decode(raw)

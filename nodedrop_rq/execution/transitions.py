@@ -22,7 +22,17 @@ from nodedrop_rq import counters, documents, keys
 from nodedrop_rq.execution import scripts, status
 from nodedrop_rq.execution.status import Transition
 from nodedrop_rq.settings import Settings
-from nodedrop_rq.state import attempt_patch, dumps, dumps_nodes, error_without_node_names, iso, parse_iso, utc_now
+from nodedrop_rq.state import (
+    attempt_patch,
+    dumps,
+    dumps_nodes,
+    error_without_node_names,
+    iso,
+    iso_of_stored,
+    parse_iso,
+    stored_time,
+    utc_now,
+)
 
 
 @dataclass(frozen=True)
@@ -116,16 +126,16 @@ class Transitions:
         if error is not None:
             fields["error"] = dumps(error_without_node_names(error, nodes))
         if target == status.RETRYING:
-            fields["nextRetryAt"] = iso(utc_now() + timedelta(seconds=retry_in or 0))
+            fields["nextRetryAt"] = stored_time(iso(utc_now() + timedelta(seconds=retry_in or 0)))
         else:
-            fields.update(finishedAt=now, nextRetryAt="")
+            fields.update(finishedAt=stored_time(now), nextRetryAt="")
         record = attempt_patch(now, status.SUCCEEDED if target == status.SUCCEEDED
                                else (status.CANCELLED if target == status.CANCELLED else status.FAILED), error)
         event = {status.SUCCEEDED: "completed", status.RETRYING: "retrying", status.FAILED: "failed",
                  status.CANCELLED: "cancelled"}[target]
         message = _event(event, execution_id, now, attempt=attempt,
                          error=(error or {}).get("message") if target != status.SUCCEEDED else None,
-                         nextRetryAt=fields.get("nextRetryAt") or None)
+                         nextRetryAt=iso_of_stored(fields.get("nextRetryAt")))
         return self._apply(status.FINISH, execution_id, queue, target, fields, attempt=attempt, token=token,
                            record=record, duration=duration if target != status.CANCELLED else None,
                            messages=[*events, message], workflow=workflow)
@@ -137,7 +147,7 @@ class Transitions:
         cancelled with RQ's own tools)."""
         now = iso(utc_now())
         transition = status.JOB_REMOVED if removed else status.CANCEL_WAITING
-        fields = {"finishedAt": now, "nextRetryAt": "", "currentNode": ""}
+        fields = {"finishedAt": stored_time(now), "nextRetryAt": "", "currentNode": ""}
         if removed:
             fields["error"] = dumps({"message": "the RQ job of this execution was deleted or cancelled with "
                                                 "RQ's tools", "kind": "cancelled"})

@@ -22,10 +22,12 @@ stays in Redis's compact encoding.
 
 from __future__ import annotations
 
+import re
 import zlib
 from typing import Any
 
 from redis.client import Pipeline
+from rq.defaults import CALLBACK_TIMEOUT
 from rq.job import Job, JobStatus
 
 from nodedrop_rq import keys
@@ -63,15 +65,19 @@ class ExecutionJob(Job):
         elif lines:
             pipeline.hset(self.key, "exc_info", zlib.compress(exc_string.encode()))
         # The next start writes a new heartbeat; until then there is none to read.
-        pipeline.hdel(self.key, "last_heartbeat", *self._empty_fields())
+        pipeline.hdel(self.key, "last_heartbeat", *self._empty_fields(), *self._default_fields())
 
     def _save_short(self, pipeline: Pipeline) -> None:
         """``Job.save`` without the meta and result, and without empty fields."""
         mapping = self.to_dict(include_meta=False, include_result=False)
-        empty = [name for name, value in mapping.items() if value == ""]
+        empty = [name for name, value in mapping.items() if value == ""] + self._default_fields()
         pipeline.hset(self.key, mapping={name: value for name, value in mapping.items() if value != ""})
         if empty:
             pipeline.hdel(self.key, *empty)
+
+    def _default_fields(self) -> list[str]:
+        """Fields that hold what RQ reads when they are absent."""
+        return ["failure_callback_timeout"] if self.failure_callback_timeout == CALLBACK_TIMEOUT else []
 
     def _empty_fields(self) -> list[str]:
         return [name for name, value in self.to_dict(include_meta=False, include_result=False).items()
@@ -79,10 +85,13 @@ class ExecutionJob(Job):
 
 
 def innermost_frame(lines: list[str]) -> str:
-    """A formatted traceback cut to the location of its innermost frame and the exception (the state keeps
-    it without the header line, which :func:`nodedrop_rq.state.traceback_text` puts back)."""
+    """A formatted traceback cut to the location of its innermost frame (its file named from the package
+    directory on) and the exception; the state keeps it without the header line, which
+    :func:`nodedrop_rq.state.traceback_text` puts back."""
     frames = [index for index, line in enumerate(lines) if line.startswith('  File "')]
     if not frames or not lines[0].startswith("Traceback"):
         return "\n".join(lines)
     exception = [line for line in lines[frames[-1] + 1:] if not line.startswith(" ")]
-    return "\n".join([lines[frames[-1]], *exception])
+    # The file as from the directory the package is installed in (the same on every machine).
+    location = re.sub(r'^  File ".*?/(nodedrop_rq/[^"]*)"', r'  File "\1"', lines[frames[-1]])
+    return "\n".join([location, *exception])
