@@ -17,9 +17,10 @@ nodes            JSON: {nodeId: [status, type, name or null when it is the id, s
                  outputCount, error}}
 excString        the innermost frame's location and the exception of a failed node's traceback, without
                  its header line (``failed show``); other failures keep their traceback in the RQ job
-attempt:<n>      JSON {s: startedAt (Unix ms), d: finishedAt (ms after s), st: status, e: {m: message,
-                 k: kind} (1 when it is the previous attempt's), w: worker (left out when it is the
-                 previous attempt's)}: one field per attempt,
+attempt:<n>      JSON {r: startedAt (ms after createdAt), d: finishedAt (ms after the start), st: status
+                 (left out for a failed attempt, which has e), e: {m: message, k: kind} (1 when it is the
+                 previous attempt's), w: worker (left out when it is the previous attempt's)}: one field
+                 per attempt,
                  read back as the list ``attempts`` of {attempt, startedAt, finishedAt, status, error,
                  worker}
 output           JSON list of items of the final node(s), once succeeded
@@ -300,21 +301,29 @@ def attempt_patch(finished_at: str, status: str, error: dict[str, Any] | None) -
     return patch
 
 
-def _attempt(number: str, stored: Any) -> Any:
+def _attempt(number: str, stored: Any, created_ms: int | None) -> Any:
     if not isinstance(stored, dict):
         return stored
     record: dict[str, Any] = {"attempt": int(number) if number.isdigit() else number, "startedAt": None,
                               "finishedAt": None, "status": None, "error": None, "worker": None}
+    start = stored.get("s")
+    if isinstance(stored.get("r"), (int, float)) and created_ms is not None:
+        start = created_ms + stored["r"]
     for key, value in stored.items():
+        if key in ("r", "d"):
+            continue
         name = _ATTEMPT_KEYS.get(key, key)
         if name in ("startedAt", "finishedAt"):
             value = _from_ms(value)
         elif key == "e" and isinstance(value, dict):
             value = {_ERROR_KEYS.get(k, k): v for k, v in value.items()}
         record[name] = value
-    if isinstance(stored.get("d"), (int, float)) and isinstance(stored.get("s"), (int, float)):
-        record.pop("d", None)
-        record["finishedAt"] = _from_ms(stored["s"] + stored["d"])
+    if isinstance(start, (int, float)):
+        record["startedAt"] = _from_ms(start)
+        if isinstance(stored.get("d"), (int, float)):
+            record["finishedAt"] = _from_ms(start + stored["d"])
+    if record["status"] is None and "e" in stored:
+        record["status"] = "failed"  # stored as its error alone
     return record
 
 
@@ -338,13 +347,14 @@ def _carry_workers(attempts: list[Any]) -> list[Any]:
 
 def decode_state(raw: dict[bytes | str, bytes | str], execution_id: str | None = None) -> dict[str, Any]:
     state: dict[str, Any] = {"id": execution_id, **_DEFAULTS}
-    attempts: list[dict[str, Any]] = []
+    attempt_texts: list[tuple[str, str]] = []
     nodes_text = None
-    for name, text in joined(raw).items():
+    fields = joined(raw)
+    for name, text in fields.items():
         if name in _HIDDEN_FIELDS:
             continue
         if name.startswith("attempt:"):
-            attempts.append(_attempt(name.partition(":")[2], json.loads(text)))
+            attempt_texts.append((name.partition(":")[2], text))
         elif name == "nodes":
             nodes_text = text
         elif name in _JSON_FIELDS:
@@ -359,6 +369,9 @@ def decode_state(raw: dict[bytes | str, bytes | str], execution_id: str | None =
             state[name] = text or None
     state["nodes"] = decode_nodes(nodes_text, state["startedAt"])
     state["error"] = _with_node_names(state["error"], state["nodes"])
+    created = _epoch_ms(fields.get("createdAt"))
+    attempts = [_attempt(number, json.loads(text), created if isinstance(created, int) else None)
+                for number, text in attempt_texts]
     state["attempts"] = _carry_workers(sorted(attempts, key=_attempt_number))
     return state
 

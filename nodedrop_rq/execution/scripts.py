@@ -105,8 +105,11 @@ local n = attempt + 1
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', n, 'startedAt', now_ms, 'token', ARGV[3])
 redis.call('HDEL', KEYS[1], 'nextRetryAt', 'currentNode')
 put(KEYS[1], 'nodes', '')
--- The attempt's record names its worker only when it is not the previous attempt's (read back carried on).
-local record = {s = tonumber(now_ms), st = 'running', w = ARGV[2]}
+-- The attempt's record: its start as ms after the execution's creation (r), or as Unix ms (s) in a state
+-- created before times were stored so; its worker only when it is not the previous attempt's.
+local created = tonumber(redis.call('HGET', KEYS[1], 'createdAt') or '')
+local record = {st = 'running', w = ARGV[2]}
+if created then record.r = tonumber(now_ms) - created else record.s = tonumber(now_ms) end
 for earlier = n - 1, 1, -1 do
   local raw = get(KEYS[1], 'attempt:' .. earlier)
   local previous = raw and cjson.decode(raw)
@@ -162,8 +165,12 @@ if ARGV[7] ~= '' and (tonumber(h[2]) or 0) > 0 then
   local raw = get(KEYS[1], field)
   local record = raw and cjson.decode(raw) or {}
   for k, v in pairs(cjson.decode(ARGV[7])) do record[k] = v end
-  -- The end as milliseconds after the start: shorter than a second Unix time.
-  if type(record.s) == 'number' and type(record.f) == 'number' then record.d = record.f - record.s record.f = nil end
+  -- The end as milliseconds after the start (d), and a failure's status as its error alone.
+  local created = tonumber(redis.call('HGET', KEYS[1], 'createdAt') or '')
+  local start = type(record.s) == 'number' and record.s or (type(record.r) == 'number' and created and
+    created + record.r)
+  if start and type(record.f) == 'number' then record.d = record.f - start record.f = nil end
+  if record.st == 'failed' and type(record.e) == 'table' then record.st = nil end
   -- An error that repeats the previous attempt's is stored as 1 ("as before").
   if type(record.e) == 'table' then
     for earlier = tonumber(h[2]) - 1, 1, -1 do
