@@ -55,9 +55,20 @@ class Settings:
     queue: str = "executions"
     retry_intervals: tuple[int, ...] = (2, 4, 8)
     job_timeout: int = 900
-    # fork: each execution in a forked process (RQ's Worker; a crash or OOM loses only that attempt).
-    # inline: in the worker process itself (like RQ's SimpleWorker; several times the throughput).
-    isolation: str = "fork"
+    # supervised: in long-lived worker processes watched by a supervisor (the pool, or one the worker
+    #   starts under plain `rq worker`), which fails a dead process's attempt at once, kills one that
+    #   overruns the job timeout and recycles processes; no fork per execution.
+    # fork: each execution in a forked process (RQ's Worker): a fresh process per execution, 8x slower.
+    # inline: in the worker process itself with no supervisor of its own under plain `rq worker` (under
+    #   `nodedrop-rq worker` the pool supervises it, as for supervised).
+    isolation: str = "supervised"
+    # A worker process is replaced by a fresh one after this many executions (0 = never), or when its
+    # resident memory passes this many MB after an execution (0 = no ceiling): leaks stay bounded.
+    worker_max_jobs: int = 10_000
+    worker_max_memory_mb: int = 512
+    # Seconds past the job timeout after which the supervisor kills a process whose execution did not
+    # stop by itself (a node blocked in C code, where the in-process timeout cannot reach it).
+    timeout_kill_grace: int = 5
     # Memory one execution may allocate (RLIMIT_DATA of the horse, or of the inline worker); 0 = no limit.
     memory_limit_mb: int = 1024
     # Failed executions wait here for manual review (RQ's FailedJobRegistry TTL).
@@ -144,7 +155,11 @@ class Settings:
             retry_intervals=_int_list(env, "EXECUTION_RETRY_INTERVALS", d.retry_intervals),
             job_timeout=_int(env, "EXECUTION_JOB_TIMEOUT", d.job_timeout, minimum=1),
             memory_limit_mb=_int(env, "EXECUTION_MEMORY_LIMIT_MB", d.memory_limit_mb, minimum=0),
-            isolation=_choice(env, "EXECUTION_ISOLATION", d.isolation.upper(), ("FORK", "INLINE")).lower(),
+            isolation=_choice(env, "EXECUTION_ISOLATION", d.isolation.upper(),
+                              ("SUPERVISED", "FORK", "INLINE")).lower(),
+            worker_max_jobs=_int(env, "EXECUTION_WORKER_MAX_JOBS", d.worker_max_jobs, minimum=0),
+            worker_max_memory_mb=_int(env, "EXECUTION_WORKER_MAX_MEMORY_MB", d.worker_max_memory_mb, minimum=0),
+            timeout_kill_grace=_int(env, "EXECUTION_TIMEOUT_KILL_GRACE", d.timeout_kill_grace, minimum=1),
             failure_ttl=_int(env, "EXECUTION_FAILURE_TTL", d.failure_ttl, minimum=1),
             worker_ttl=_int(env, "EXECUTION_WORKER_TTL", d.worker_ttl, minimum=16),
             maintenance_interval=_int(env, "EXECUTION_MAINTENANCE_INTERVAL", d.maintenance_interval, minimum=1),

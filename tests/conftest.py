@@ -35,6 +35,7 @@ SLOW_MODULES = frozenset({
     "fuzz/test_api_openapi_fuzz.py",
     "queue/test_cli.py", "queue/test_cli_errors.py", "queue/test_events_and_kills.py", "queue/test_executions.py",
     "queue/test_inline_isolation.py", "queue/test_resource_limits.py", "queue/test_round_trips.py",
+    "queue/test_supervised_isolation.py",
     "queue/test_worker_lifecycle.py",
     "schedules/test_cli.py", "schedules/test_scheduler.py",
 })

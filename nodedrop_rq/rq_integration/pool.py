@@ -1,12 +1,17 @@
 """``nodedrop-rq worker``: N ExecutionWorker processes under RQ's WorkerPool supervisor.
 
 RQ's WorkerPool already respawns dead workers every second and turns SIGTERM into a warm shutdown
-of each worker; this subclass only builds ExecutionWorkers with our settings (RQ's pool would not
-pass worker_ttl and the monitoring intervals through) and labels them with the pool's name and size.
+of each worker. This subclass builds ExecutionWorkers with our settings (RQ's pool would not pass
+worker_ttl and the monitoring intervals through), labels them with the pool's name and size, and
+supervises them (``supervision.py``): a dead worker's attempt ends at once and is retried on schedule,
+and a worker whose execution overruns the job timeout is killed. The children are forked from a
+supervisor that has imported everything they run, with its objects frozen out of the garbage collector's
+reach, so the pages stay shared copy-on-write.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -17,25 +22,31 @@ from typing import Any
 
 from redis import Redis
 from rq.logutils import setup_loghandlers
-from rq.worker_pool import WorkerPool
+from rq.worker_pool import WorkerData, WorkerPool
 
 from nodedrop_rq.connection import SERIALIZER, redis_from_settings, wait_for_redis
 from nodedrop_rq.errors import RedisRefused
+from nodedrop_rq.rq_integration import supervision
 from nodedrop_rq.rq_integration.worker import ExecutionWorker
-from nodedrop_rq.settings import Settings
+from nodedrop_rq.settings import Settings, configure
+from nodedrop_rq.workflow import load_function_modules
 
 log = logging.getLogger(__name__)
 
 
 class ExecutionWorkerPool(WorkerPool):
     def __init__(self, settings: Settings, concurrency: int | None = None, queue: str | None = None,
-                 connection: Redis | None = None) -> None:
+                 connection: Redis | None = None, queues: list[str] | None = None,
+                 worker_class: type[ExecutionWorker] = ExecutionWorker) -> None:
         self.settings = settings
+        configure(settings)  # the supervisor records dead workers' attempts with these settings
+        # Worker name -> why the supervisor killed it (the dead worker's attempt is recorded with it).
+        self._nd_killed: dict[str, str] = {}
         super().__init__(
-            [queue or settings.queue],
+            queues or [queue or settings.queue],
             connection=connection or redis_from_settings(settings),
             num_workers=concurrency or settings.worker_concurrency,
-            worker_class=ExecutionWorker,
+            worker_class=worker_class,
             serializer=SERIALIZER,
         )
 
@@ -54,7 +65,37 @@ class ExecutionWorkerPool(WorkerPool):
         if not answered:
             log.info("stopped before Redis answered")
             return
+        load_function_modules(self.settings.function_modules)
+        gc.collect()
+        gc.freeze()  # what the children inherit stays shared: their collections no longer write to it
         super().start(burst=burst, logging_level=logging_level)
+
+    def check_workers(self, respawn: bool = True) -> None:
+        supervision.safely("look for executions past their timeout", self._kill_overrunning)
+        super().check_workers(respawn=respawn)
+
+    def _kill_overrunning(self) -> None:
+        by_name = {data.name: data for data in self.worker_dict.values()}
+        if not by_name:
+            return
+        current = supervision.running(self.connection, list(by_name))
+        for item, timeout in supervision.overrunning(self.connection, current, self.settings.timeout_kill_grace):
+            data = by_name[item.worker_name]
+            self._nd_killed[item.worker_name] = supervision.timeout_reason(timeout)
+            log.warning("worker %s (pid %d): execution %s still runs past its timeout; killing the worker",
+                        item.worker_name, data.pid, item.job_id)
+            supervision.kill_group(data.pid)
+
+    def handle_dead_worker(self, worker_data: WorkerData) -> None:
+        super().handle_dead_worker(worker_data)
+        supervision.kill_group(worker_data.pid)  # its horse or scheduler process must not run on alone
+        exitcode = worker_data.process.exitcode
+        reason = self._nd_killed.pop(worker_data.name, None) or supervision.death_reason(exitcode)
+        ended = supervision.safely("end the attempt of a dead worker", supervision.fail_attempts_of,
+                                   self.connection, worker_data.name, reason)
+        if ended:
+            log.warning("worker %s (pid %d) died (exit code %s) while running %s: attempt ended, retried as "
+                        "scheduled", worker_data.name, worker_data.pid, exitcode, ", ".join(ended))
 
     def get_worker_process(self, name: str, burst: bool, _sleep: float = 0,
                            logging_level: str = "INFO") -> BaseProcess:
@@ -62,7 +103,7 @@ class ExecutionWorkerPool(WorkerPool):
             target=run_pool_worker,
             args=(name, self._queue_names, self._connection_class, self._pool_class, self._pool_kwargs),
             kwargs={"settings": self.settings, "pool_name": self.name, "pool_concurrency": self.num_workers,
-                    "pool_pid": os.getpid(),
+                    "pool_pid": os.getpid(), "worker_class": self.worker_class,
                     "burst": burst, "logging_level": logging_level},
             name=f"ExecutionWorker {name} (pool {self.name})",
         )
@@ -70,7 +111,8 @@ class ExecutionWorkerPool(WorkerPool):
 
 def run_pool_worker(name: str, queue_names: list[str], connection_class: Any, pool_class: Any,
                     pool_kwargs: dict[str, Any], *, settings: Settings, pool_name: str, pool_concurrency: int,
-                    pool_pid: int, burst: bool, logging_level: str) -> None:
+                    pool_pid: int, burst: bool, logging_level: str,
+                    worker_class: type[ExecutionWorker] = ExecutionWorker) -> None:
     # Our own process group: a terminal's Ctrl-C reaches only the supervisor, which forwards exactly
     # one SIGINT (warm shutdown); a second signal would make RQ kill the running execution.
     os.setpgrp()
@@ -86,7 +128,7 @@ def run_pool_worker(name: str, queue_names: list[str], connection_class: Any, po
         log.error("worker %s cannot start: %s", name, exc)
         time.sleep(5)
         raise SystemExit(4) from None
-    worker = ExecutionWorker(queue_names, name=name, connection=connection, settings=settings,
+    worker = worker_class(queue_names, name=name, connection=connection, settings=settings,
                              pool_name=pool_name, pool_concurrency=pool_concurrency, pool_pid=pool_pid)
     setup_loghandlers(logging_level, name="rq.worker")
     try:
