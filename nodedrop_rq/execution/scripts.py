@@ -9,14 +9,15 @@ NOSCRIPT inside a MULTI would fail that command alone) and with EVALSHA otherwis
 
 from __future__ import annotations
 
-from nodedrop_rq.counters import WAIT_BUCKET_PREFIX, WAIT_BUCKETS, WAIT_COUNT, WAIT_SUM, bucket_field
+from nodedrop_rq.counters import WAIT_BUCKET_PREFIX, WAIT_BUCKETS, WAIT_SUM, bucket_field
 
 # The queue wait histogram is observed here, by the start that applied, rather than served by the workers
 # (prometheus-client's multiprocess mode): workers are forked horses and short-lived pods, every pod would
 # need scraping and a shared directory, and an observation would vanish with its pod. In the counters hash
 # the histogram moves atomically with the start (a re-sent start observes nothing twice), survives worker
 # deaths, and the exporter, the one process Prometheus scrapes, reads it in the round trip it already makes.
-# Cost: three hash increments inside this script, no extra round trip (docs/performance.md).
+# Cost: two hash increments (the bucket and the sum; the count is the buckets' total) inside this script,
+# no extra round trip (docs/performance.md).
 _WAIT_BOUNDS = ", ".join(f"{{{upper!r}, '{bucket_field(upper, WAIT_BUCKET_PREFIX)}'}}" for upper in WAIT_BUCKETS)
 
 # KEYS: execution hash, counters hash of its queue, active index of its queue, RQ's failed registry of it.
@@ -96,7 +97,6 @@ if ready then
   for _, bound in ipairs({""" + _WAIT_BOUNDS + """}) do
     if wait <= bound[1] then field = bound[2] break end
   end
-  redis.call('HINCRBY', KEYS[2], '""" + WAIT_COUNT + """', 1)
   redis.call('HINCRBYFLOAT', KEYS[2], '""" + WAIT_SUM + """', wait)
   redis.call('HINCRBY', KEYS[2], field, 1)
 end

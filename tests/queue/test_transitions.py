@@ -174,7 +174,7 @@ def _wait_histogram(redis_conn, queue: str) -> tuple[int, float, dict[str, float
     from nodedrop_rq import counters
     raw = counters.decode(redis_conn.hgetall(keys.counters(queue)))
     buckets = dict(counters.cumulative_buckets(raw, counters.WAIT_BUCKETS, counters.WAIT_BUCKET_PREFIX))
-    return int(raw.get(counters.WAIT_COUNT, 0)), float(raw.get(counters.WAIT_SUM, 0)), buckets
+    return int(buckets["+Inf"]), float(raw.get(counters.WAIT_SUM, 0)), buckets
 
 
 def test_the_start_observes_the_queue_wait_from_the_enqueue(redis_conn, settings, transitions):
