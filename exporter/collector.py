@@ -166,6 +166,10 @@ class NodedropCollector(Collector):
         yield wait
         yield desired
         yield by_depth
+        target = GaugeMetricFamily("nodedrop_queue_wait_target_seconds",
+                                   "EXECUTION_TARGET_WAIT_SECONDS: the queue wait nodedrop_workers_desired aims at.")
+        target.add_metric([], self.settings.target_wait_seconds)
+        yield target
         yield from self._worker_metrics(values[len(queues) * per_queue:], now, active_total)
         yield from _schedule_metrics(schedules, earliest, now)
         used = GaugeMetricFamily("nodedrop_redis_memory_used_bytes", "Redis used_memory.")

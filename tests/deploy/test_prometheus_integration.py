@@ -17,6 +17,7 @@ import yaml
 from nodedrop_rq.embedded_redis import free_port
 from nodedrop_rq.submit import submit_execution
 from tests.conftest import ROOT, child_env, wait_for
+from tests.deploy.test_k8s_manifests import autoscaler_queries
 from tests.queue.test_executions import wait_status
 from tests.support import workflows
 
@@ -96,6 +97,14 @@ def test_dashboard_and_alert_expressions_on_a_real_workload(exporter_and_prometh
             expr = target["expr"].replace("$queue", ".*")
             assert query(base, expr), f"no data for panel {panel['title']!r}: {expr}"
             assert_replicas_not_added_up(base, expr, targets)
+
+    # What the autoscalers ask (KEDA's trigger, prometheus-adapter's rule for the HPA): one value, the one a
+    # single exporter replica gives, and a whole number of worker containers.
+    for overlay, expr in autoscaler_queries().items():
+        rows = query(base, expr)
+        assert len(rows) == 1, (overlay, expr, rows)
+        assert float(rows[0]["value"][1]).is_integer(), (overlay, rows)
+        assert_replicas_not_added_up(base, expr, targets)
 
     rules = [r for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
              for r in g["rules"]]

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from nodedrop_rq.embedded_redis import EmbeddedRedis, free_port
 from tests.conftest import ROOT, child_env, wait_for
+from tests.deploy.test_health_probes import healthcheck
 from tests.exporter.conftest import get
 
 
@@ -35,12 +36,14 @@ def test_liveness_survives_a_redis_outage_and_readiness_follows_redis(start_pool
         assert json.loads(get(base + "/healthz")[2]) == {"status": "ok"}
         wait_for(lambda: _metrics(base)["nodedrop_worker_pool_processes"] == 1, 10, what="one worker process")
         assert _metrics(base)["nodedrop_worker_pool_size"] == 1
+        assert healthcheck("worker-http", server.url, NODEDROP_WORKER_HEALTH_PORT=str(port)).returncode == 0
 
         server.stop()
         status, _, body = get(base + "/healthz/readiness", ok_only=False)
         assert status == 503 and json.loads(body)["redis"] == "down"
         assert get(base + "/healthz")[0] == 200  # no restart for an outage: the workers reconnect
         assert pool.process.poll() is None
+        assert healthcheck("worker-http", server.url, NODEDROP_WORKER_HEALTH_PORT=str(port)).returncode == 1
 
         server.start()
         wait_for(lambda: get(base + "/healthz/readiness"), 20, what="readiness once Redis is back")
@@ -48,6 +51,11 @@ def test_liveness_survives_a_redis_outage_and_readiness_follows_redis(start_pool
         assert get(base + "/healthz") is None  # the port went with the supervisor
     finally:
         server.cleanup()
+
+
+def test_the_health_check_says_when_no_port_is_set(redis_url: str) -> None:
+    done = healthcheck("worker-http", redis_url)
+    assert done.returncode == 1 and "NODEDROP_WORKER_HEALTH_PORT is not set" in done.stdout
 
 
 def test_a_taken_port_is_one_line_and_exit_5(redis_url: str) -> None:
