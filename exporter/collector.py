@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 
+from exporter.desired import RateWindow, desired_workers
 from nodedrop_rq import counters, keys
 from nodedrop_rq.rq_integration import names
 from nodedrop_rq.settings import Settings
@@ -60,6 +61,7 @@ class NodedropCollector(Collector):
         self.settings = settings
         self._oldest = connection.register_script(_OLDEST_ENQUEUED_AT)
         self.last_error: str | None = None
+        self.rates = RateWindow()
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
@@ -94,6 +96,7 @@ class NodedropCollector(Collector):
             pipe.zrange(keys.SCHEDULED_JOBS, 0, 0, withscores=True)
             queue_members, worker_keys, memory, schedules, earliest = pipe.execute()
         queues = sorted({_s(q) for q in queue_members} | {self.settings.queue})
+        self.rates.forget_except(set(queues))
         worker_keys = sorted(_s(k) for k in worker_keys)
 
         with self.connection.pipeline(transaction=False) as pipe:
@@ -113,13 +116,23 @@ class NodedropCollector(Collector):
                                    "Age of the oldest waiting execution (0 when none waits).", labels=["queue"])
         desired = GaugeMetricFamily(
             "nodedrop_workers_desired",
-            "Worker containers to run: ceil((waiting + active) / EXECUTION_WORKER_CONCURRENCY).",
+            "Worker containers that keep the queue wait under EXECUTION_TARGET_WAIT_SECONDS: "
+            "ceil((max(arrival rate * mean duration, active) + waiting * mean duration / target) "
+            "/ EXECUTION_WORKER_CONCURRENCY).",
+            labels=["queue"])
+        by_depth = GaugeMetricFamily(
+            "nodedrop_workers_desired_by_depth",
+            "Worker containers to run everything that waits or runs now: "
+            "ceil((waiting + active) / EXECUTION_WORKER_CONCURRENCY).",
             labels=["queue"])
         totals = {field: CounterMetricFamily(f"nodedrop_executions_{field}", help_text, labels=["queue"])
                   for field, help_text in _COUNTERS}
         duration = HistogramMetricFamily("nodedrop_execution_duration_seconds",
                                          "Run time of execution attempts that ended (succeeded or failed).",
                                          labels=["queue"])
+        wait = HistogramMetricFamily("nodedrop_queue_wait_seconds",
+                                     "Seconds from an execution's enqueue (a retry: its due time) to its "
+                                     "attempt's start.", labels=["queue"])
         active_total = 0
         for index, queue in enumerate(queues):
             waiting, active, completed, failed, scheduled, oldest_at, raw_counters = \
@@ -128,9 +141,19 @@ class NodedropCollector(Collector):
                                 ("failed", failed), ("scheduled", scheduled)):
                 gauges[name].add_metric([queue], int(value))
             oldest.add_metric([queue], _age(oldest_at, now))
-            desired.add_metric([queue], math.ceil((int(waiting) + int(active)) / self.settings.worker_concurrency))
+            concurrency = self.settings.worker_concurrency
+            by_depth.add_metric([queue], math.ceil((int(waiting) + int(active)) / concurrency))
             active_total += int(active)
             raw = counters.decode(raw_counters)
+            wait_buckets = counters.cumulative_buckets(raw, counters.WAIT_BUCKETS, counters.WAIT_BUCKET_PREFIX)
+            rates = self.rates.observe(queue, starts=wait_buckets[-1][1], waiting=int(waiting),
+                                       ended=float(raw.get(counters.DURATION_COUNT, 0)),
+                                       duration_sum=float(raw.get(counters.DURATION_SUM, 0)))
+            desired.add_metric([queue], desired_workers(
+                waiting=int(waiting), active=int(active), arrival_rate=rates.arrival_rate,
+                mean_duration=rates.mean_duration, target_wait=self.settings.target_wait_seconds,
+                concurrency=concurrency))
+            wait.add_metric([queue], wait_buckets, sum_value=float(raw.get(counters.WAIT_SUM, 0)))
             for field, _ in _COUNTERS:
                 totals[field].add_metric([queue], float(raw.get(field, 0)))
             duration.add_metric([queue], counters.cumulative_buckets(raw),
@@ -140,7 +163,13 @@ class NodedropCollector(Collector):
         yield oldest
         yield from totals.values()
         yield duration
+        yield wait
         yield desired
+        yield by_depth
+        target = GaugeMetricFamily("nodedrop_queue_wait_target_seconds",
+                                   "EXECUTION_TARGET_WAIT_SECONDS: the queue wait nodedrop_workers_desired aims at.")
+        target.add_metric([], self.settings.target_wait_seconds)
+        yield target
         yield from self._worker_metrics(values[len(queues) * per_queue:], now, active_total)
         yield from _schedule_metrics(schedules, earliest, now)
         used = GaugeMetricFamily("nodedrop_redis_memory_used_bytes", "Redis used_memory.")

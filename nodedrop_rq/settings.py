@@ -85,6 +85,11 @@ class Settings:
     api_port: int = 8080
     exporter_host: str = "0.0.0.0"
     exporter_port: int = 9727
+    # `nodedrop-rq worker`'s health/metrics port (/healthz, /healthz/readiness, /metrics); 0 = none.
+    worker_health_host: str = "0.0.0.0"
+    worker_health_port: int = 0
+    # The queue wait nodedrop_workers_desired aims to keep executions under (seconds).
+    target_wait_seconds: float = 5.0
     max_body_bytes: int = 1_048_576
     # Seconds a request body may take to arrive in full: a client that declares more than it sends (or
     # trickles it) gets a 408 instead of holding the request open forever.
@@ -172,6 +177,10 @@ class Settings:
             api_port=_int(env, "NODEDROP_API_PORT", d.api_port, minimum=1, maximum=65535),
             exporter_host=env.get("NODEDROP_EXPORTER_HOST", d.exporter_host) or d.exporter_host,
             exporter_port=_int(env, "NODEDROP_EXPORTER_PORT", d.exporter_port, minimum=1, maximum=65535),
+            worker_health_host=env.get("NODEDROP_WORKER_HEALTH_HOST", d.worker_health_host) or d.worker_health_host,
+            worker_health_port=_int(env, "NODEDROP_WORKER_HEALTH_PORT", d.worker_health_port, minimum=0,
+                                    maximum=65535),
+            target_wait_seconds=_float(env, "EXECUTION_TARGET_WAIT_SECONDS", d.target_wait_seconds, minimum=0.001),
             max_body_bytes=_int(env, "NODEDROP_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
             api_body_timeout=_int(env, "NODEDROP_API_BODY_TIMEOUT", d.api_body_timeout, minimum=1, maximum=3600),
             max_nodes=_int(env, "WORKFLOW_MAX_NODES", d.max_nodes, minimum=1),
@@ -261,6 +270,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maxi
         raise _bad(name, raw, f"must be at least {minimum}")
     if maximum is not None and value > maximum:
         raise _bad(name, raw, f"must be at most {maximum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _bad(name, raw, "expected a number of seconds, e.g. 5 or 0.5") from None
+    if not value >= minimum or value == float("inf"):  # also refuses nan
+        raise _bad(name, raw, f"must be a finite number of at least {minimum:g}")
     return value
 
 

@@ -27,8 +27,8 @@ FUNCTIONS_MODULE = "tests.support.functions"
 SLOW_MODULES = frozenset({
     "api/test_http_edges.py", "api/test_http_service.py", "api/test_requests.py", "api/test_service.py",
     "conformance/test_worker_pool.py",
-    "deploy/test_prometheus_integration.py",
-    "exporter/test_metrics_endpoint.py", "exporter/test_metrics_lifecycle.py",
+    "deploy/test_prometheus_integration.py", "deploy/test_worker_health_port.py",
+    "exporter/test_metrics_endpoint.py", "exporter/test_metrics_lifecycle.py", "exporter/test_queue_wait.py",
     "faults/test_execution_semantics.py", "faults/test_outage_logs.py", "faults/test_redis_faults.py",
     "faults/test_sentinel.py", "faults/test_tls.py",
     "faults/test_worker_faults.py",

@@ -9,13 +9,26 @@ NOSCRIPT inside a MULTI would fail that command alone) and with EVALSHA otherwis
 
 from __future__ import annotations
 
+from nodedrop_rq.counters import WAIT_BUCKET_PREFIX, WAIT_BUCKETS, WAIT_SUM, bucket_field
+
+# The queue wait histogram is observed here, by the start that applied, rather than served by the workers
+# (prometheus-client's multiprocess mode): workers are forked horses and short-lived pods, every pod would
+# need scraping and a shared directory, and an observation would vanish with its pod. In the counters hash
+# the histogram moves atomically with the start (a re-sent start observes nothing twice), survives worker
+# deaths, and the exporter, the one process Prometheus scrapes, reads it in the round trip it already makes.
+# Cost: two hash increments (the bucket and the sum; the count is the buckets' total) inside this script,
+# no extra round trip (docs/performance.md).
+_WAIT_BOUNDS = ", ".join(f"{{{upper!r}, '{bucket_field(upper, WAIT_BUCKET_PREFIX)}'}}" for upper in WAIT_BUCKETS)
+
 # KEYS: execution hash, counters hash of its queue, active index of its queue, RQ's failed registry of it.
 # ARGV: now (ISO), worker, token, state TTL, execution id, events channel, retries per round,
-#       completion TTL, now (epoch seconds), failure TTL.
+#       completion TTL, now (epoch seconds), failure TTL, when the RQ job was last enqueued (epoch seconds,
+#       '' unknown).
 # Returns {outcome, status, attempt, maxAttempts, attemptBase, requeued} where outcome is
 # started | skip | cancelled | missing.
 START = """
-local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'maxAttempts', 'cancelRequested', 'attemptBase')
+local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'maxAttempts', 'cancelRequested', 'attemptBase',
+  'nextRetryAt')
 local status = h[1]
 if not status then return {'missing', '', 0, 0, 0, 0} end
 local attempt = tonumber(h[2]) or 0
@@ -59,6 +72,33 @@ if attempt >= max then
   -- Delivered again with no attempt left (an attempt cut off before it began was its last): it failed.
   end_here('failed', 'failed', ARGV[10])
   return {'skip', 'failed', attempt, max, base, requeued}
+end
+-- Queue wait: a retry waited from its due time (nextRetryAt, written by the failed attempt; RQ's scheduler
+-- moves it a moment later and would hide its own lag), anything else from its last enqueue (a submit, an
+-- RQ requeue, a redelivery).
+local function iso_epoch(text)
+  local y, mo, d, hh, mi, ss = string.match(text or '', '^(%d+)-(%d+)-(%d+)T(%d+):(%d+):([%d%.]+)Z$')
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo <= 2 then y = y - 1 end
+  -- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((mo + 9) % 12) + 2) / 5) + d - 1
+  local days = era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
+  return days * 86400 + tonumber(hh) * 3600 + tonumber(mi) * 60 + tonumber(ss)
+end
+local ready = nil
+if status == 'retrying' then ready = iso_epoch(h[6]) end
+if not ready then ready = tonumber(ARGV[11]) end
+if ready then
+  local wait = math.max(tonumber(ARGV[9]) - ready, 0)
+  local field = '""" + bucket_field(float("inf"), WAIT_BUCKET_PREFIX) + """'
+  for _, bound in ipairs({""" + _WAIT_BOUNDS + """}) do
+    if wait <= bound[1] then field = bound[2] break end
+  end
+  redis.call('HINCRBYFLOAT', KEYS[2], '""" + WAIT_SUM + """', wait)
+  redis.call('HINCRBY', KEYS[2], field, 1)
 end
 local n = attempt + 1
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', n, 'startedAt', ARGV[1], 'nextRetryAt', '',

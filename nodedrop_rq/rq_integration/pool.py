@@ -16,14 +16,19 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
 from multiprocessing import get_context
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from redis import Redis
 from rq.logutils import setup_loghandlers
 from rq.worker_pool import WorkerData, WorkerPool
 
+from nodedrop_rq import probe_server
 from nodedrop_rq.connection import SERIALIZER, redis_from_settings, wait_for_redis
 from nodedrop_rq.errors import RedisRefused
 from nodedrop_rq.rq_integration import supervision
@@ -52,6 +57,7 @@ class ExecutionWorkerPool(WorkerPool):
 
     def start(self, burst: bool = False, logging_level: str = "INFO") -> None:
         setup_loghandlers(logging_level, name=__name__)
+        self.serve_probes()
         stopping: list[int] = []
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda sig, _frame: stopping.append(sig))
@@ -97,6 +103,26 @@ class ExecutionWorkerPool(WorkerPool):
             log.warning("worker %s (pid %d) died (exit code %s) while running %s: attempt ended, retried as "
                         "scheduled", worker_data.name, worker_data.pid, exitcode, ", ".join(ended))
 
+    def serve_probes(self) -> None:
+        """``NODEDROP_WORKER_HEALTH_PORT``: /healthz, /healthz/readiness and /metrics, from this supervisor,
+        before Redis is asked anything (liveness must answer while Redis is down). ListenFailed (exit 5)
+        when the port is taken."""
+        port = self.settings.worker_health_port
+        if not port:
+            return
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_PoolCollector(self))
+        # Its own client, with a read timeout: the pool's has none (RQ's blocking dequeue), and a probe must
+        # not hang on a black-holed Redis.
+        connection = redis_from_settings(self.settings, socket_timeout=0.9, socket_connect_timeout=0.9)
+        server = probe_server.bind(self.settings.worker_health_host, port, probe_server.probe_app(connection, registry))
+        # Worker processes are forked from here: they must not keep the listening socket (a dead supervisor's
+        # port would otherwise stay bound, and a new pool in the same pod could not take it).
+        os.register_at_fork(after_in_child=server.socket.close)
+        probe_server.serve_in_background(server, "health-port")
+        log.info("worker pool health and metrics on http://%s:%d/healthz", self.settings.worker_health_host,
+                 server.server_port)
+
     def get_worker_process(self, name: str, burst: bool, _sleep: float = 0,
                            logging_level: str = "INFO") -> BaseProcess:
         return get_context("fork").Process(
@@ -137,3 +163,21 @@ def run_pool_worker(name: str, queue_names: list[str], connection_class: Any, po
         log.error("worker %s stopped: %s: %s", name, type(exc).__name__, exc)
         time.sleep(1)
         raise SystemExit(1) from None
+
+
+class _PoolCollector(Collector):
+    """What only the supervisor knows: its live worker processes against the size it keeps. Everything about
+    executions is in Redis and published by the exporter."""
+
+    def __init__(self, pool: ExecutionWorkerPool) -> None:
+        self.pool = pool
+
+    def collect(self) -> Iterator[Metric]:
+        processes = GaugeMetricFamily("nodedrop_worker_pool_processes",
+                                      "Worker processes this pool supervises now (it respawns dead ones).")
+        processes.add_metric([], self.pool.number_of_active_workers)
+        size = GaugeMetricFamily("nodedrop_worker_pool_size",
+                                 "Worker processes this pool keeps (--concurrency, EXECUTION_WORKER_CONCURRENCY).")
+        size.add_metric([], self.pool.num_workers)
+        yield processes
+        yield size
