@@ -112,6 +112,26 @@ def workflow_id_of(document: dict[str, Any]) -> str | None:
     return None
 
 
+TIME_HELP = "ISO 8601 time with a UTC offset, e.g. 2025-01-31T12:00:00Z"
+
+
+def parse_moment(parameter: str, text: str | None) -> datetime | None:
+    """``since``/``until`` as given by a client; :class:`SearchInvalid` naming ``parameter`` if unusable."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise SearchInvalid(parameter, f"not an ISO 8601 time ({TIME_HELP})") from None
+    if moment.tzinfo is None:
+        raise SearchInvalid(parameter, f"needs a UTC offset ({TIME_HELP})")
+    try:
+        moment.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise SearchInvalid(parameter, "out of range") from None
+    return moment
+
+
 def index_key(status: str | None, workflow_id: str | None) -> str:
     if status is not None and status not in statuses.ALL:
         raise SearchInvalid("status", f"must be one of {', '.join(sorted(statuses.ALL))}")

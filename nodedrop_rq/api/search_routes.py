@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -15,7 +14,7 @@ from nodedrop_rq.jsontext import readable
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.workflow import Problem
 
-TIME_HELP = "ISO 8601 time with a UTC offset, e.g. 2025-01-31T12:00:00Z"
+TIME_HELP = search.TIME_HELP
 
 
 def build_search_router(connection: Redis, settings: Settings, dependencies: list[Any],
@@ -45,26 +44,11 @@ def build_search_router(connection: Redis, settings: Settings, dependencies: lis
     ) -> dict[str, Any]:
         try:
             page = search.search(connection, settings, status=status, workflow_id=workflow_id,
-                                 since=_moment("since", since), until=_moment("until", until), limit=limit,
+                                 since=search.parse_moment("since", since),
+                                 until=search.parse_moment("until", until), limit=limit,
                                  cursor=cursor)
         except search.SearchInvalid as exc:
             raise problems_error("invalid request", [Problem(f"query.{exc.parameter}", exc.message)]) from None
         return readable(page.to_dict())
 
     return router
-
-
-def _moment(name: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise search.SearchInvalid(name, f"not an ISO 8601 time ({TIME_HELP})") from None
-    if moment.tzinfo is None:
-        raise search.SearchInvalid(name, f"needs a UTC offset ({TIME_HELP})")
-    try:
-        moment.timestamp()
-    except (OverflowError, ValueError, OSError):
-        raise search.SearchInvalid(name, "out of range") from None
-    return moment
