@@ -85,23 +85,15 @@ EVENT_LOG_MAX_ENTRIES = 1000
 EVENT_LOG_TERMINAL_TTL = 60
 
 # Search indexes: sorted sets of execution ids scored by creation time (Unix seconds). The submit adds
-# an execution to the global index, its status's, its workflow's and its workflow-and-status's; every
-# transition script moves it between status indexes. No TTL: entries older than the longest an execution
+# an execution to its status's index and its workflow-and-status's; every transition script moves it
+# between them (a search without a status merges the six). No TTL: entries older than the longest an execution
 # can live are trimmed by score when an index is read, and entries whose state expired sooner are removed
 # by the read that meets them (nodedrop_rq/search.py).
 SEARCH_PREFIX = f"{PREFIX}:search"
 
 
-def search_all() -> str:
-    return f"{SEARCH_PREFIX}:all"
-
-
 def search_status(status: str) -> str:
     return f"{SEARCH_PREFIX}:status:{status}"
-
-
-def search_workflow(workflow_id: str) -> str:
-    return f"{SEARCH_PREFIX}:workflow:{workflow_id}"
 
 
 # The status (which has no ':') first, so that no workflow id can collide with another's key.

@@ -1,13 +1,14 @@
 """Execution search: newest first, filtered by status, workflow id and creation time, cursor-paged.
 
-Backed by sorted sets of execution ids scored by creation time (``keys.search_*``): one for all
-executions, one per status, one per workflow id and one per workflow id and status. The submit adds an
-execution to its indexes in the same transaction that stores it; the transition scripts move it between
-status indexes in the same atomic step as its status changes (``execution/scripts.py``), so a search by
-status never disagrees with the execution's state.
+Backed by sorted sets of execution ids scored by creation time (``keys.search_*``): one per status,
+and one per workflow id and status. Each execution is in exactly one of each (two entries, one without a
+workflow id). The submit adds an execution to its indexes in the same transaction that stores it; the
+transition scripts move it between them in the same atomic step as its status changes
+(``execution/scripts.py``), so a search by status never disagrees with the execution's state.
 
-A query reads one index, so its cost is O(log N + page size) in the size N of that index, never a walk
-of the keyspace. Index entries do not expire by themselves: each read first trims the entries older than
+A query with a status reads one index; without one, it merges the six status indexes newest first. Its
+cost is O(log N + page size) per index read, in the size N of that index, never a walk of the keyspace.
+Index entries do not expire by themselves: each read first trims the entries older than
 the longest an execution can live (:func:`retention`, one ZREMRANGEBYSCORE), and removes the entries it
 meets whose state has expired earlier (a succeeded execution lives ``EXECUTION_COMPLETION_TTL``): each
 such entry costs one read once, not at every query.
@@ -24,6 +25,7 @@ import binascii
 import json
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -96,11 +98,9 @@ def index_new(pipe: Pipeline, execution_id: str, workflow_id: str | None, create
     records ``workflowId`` on its state (the transition scripts read it there), and ``createdAt`` from
     the same clock reading as the index score, so ``since``/``until`` agree with it to the millisecond."""
     pipe.hset(keys.execution(execution_id), "createdAt", iso_epoch(created))
-    pipe.zadd(keys.search_all(), {execution_id: created})
     pipe.zadd(keys.search_status(statuses.QUEUED), {execution_id: created})
     if workflow_id:
         pipe.hset(keys.execution(execution_id), "workflowId", workflow_id)
-        pipe.zadd(keys.search_workflow(workflow_id), {execution_id: created})
         pipe.zadd(keys.search_workflow_status(workflow_id, statuses.QUEUED), {execution_id: created})
 
 
@@ -132,18 +132,31 @@ def parse_moment(parameter: str, text: str | None) -> datetime | None:
     return moment
 
 
-def index_key(status: str | None, workflow_id: str | None) -> str:
+def index_keys(status: str | None, workflow_id: str | None) -> list[str]:
+    """The indexes whose merge is the answer: one with a status, the six of the statuses without."""
     if status is not None and status not in statuses.ALL:
         raise SearchInvalid("status", f"must be one of {', '.join(sorted(statuses.ALL))}")
     if workflow_id is not None and not 0 < len(workflow_id) <= MAX_WORKFLOW_ID:
         raise SearchInvalid("workflowId", f"must be 1 to {MAX_WORKFLOW_ID} characters")
-    if status and workflow_id:
-        return keys.search_workflow_status(workflow_id, status)
-    if status:
-        return keys.search_status(status)
+    chosen = [status] if status else sorted(statuses.ALL)
     if workflow_id:
-        return keys.search_workflow(workflow_id)
-    return keys.search_all()
+        return [keys.search_workflow_status(workflow_id, s) for s in chosen]
+    return [keys.search_status(s) for s in chosen]
+
+
+class _Run:
+    """A reader of one index, newest first, from a position (``offset`` entries consumed)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.offset = 0
+        self.buffer: deque[tuple[str, float]] = deque()
+        self.exhausted = False
+
+    @property
+    def head(self) -> tuple[float, str]:
+        execution_id, score = self.buffer[0]
+        return score, execution_id
 
 
 def search(connection: Redis, settings: Settings, *, status: str | None = None, workflow_id: str | None = None,
@@ -154,44 +167,84 @@ def search(connection: Redis, settings: Settings, *, status: str | None = None, 
         raise SearchInvalid("limit", f"must be 1 to {MAX_LIMIT}")
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
-            raise SearchInvalid(name, "needs a UTC offset, e.g. 2025-01-31T12:00:00Z")
-    key = index_key(status, workflow_id)
+            raise SearchInvalid(name, f"needs a UTC offset ({TIME_HELP})")
+    runs = [_Run(key) for key in index_keys(status, workflow_id)]
     after = Cursor.decode(cursor) if cursor else None
     upper = "+inf" if until is None else f"({until.timestamp()!r}"
     if after is not None and (until is None or after.score < until.timestamp()):
         upper = repr(after.score)  # inclusive: ties at the cursor's score are told apart by id below
     lower = "-inf" if since is None else repr(since.timestamp())
-    connection.zremrangebyscore(key, "-inf", f"({time.time() - retention(settings)!r}")
+    with connection.pipeline(transaction=False) as pipe:
+        for run in runs:
+            pipe.zremrangebyscore(run.key, "-inf", f"({time.time() - retention(settings)!r}")
+        pipe.execute()
     found: list[dict[str, Any]] = []
+    seen: set[str] = set()
     last: Cursor | None = None
     more = False
     # One beyond the page tells whether there is a next; after a cursor, the range starts with it again.
-    offset, batch = 0, limit + 1 + (after is not None)
+    batch = limit + 1 + (after is not None)
     while not more:
-        entries = connection.zrevrangebyscore(key, upper, lower, start=offset, num=batch, withscores=True)
-        candidates = [(_text(member), score) for member, score in entries]
-        if after is not None:
-            # In reverse order, equal scores come in descending id order: skip up to and with the cursor.
-            candidates = [(i, s) for i, s in candidates if not (s == after.score and i >= after.execution_id)]
-        dead = []
-        for (execution_id, score), summary in zip(candidates, _summaries(connection, [i for i, _ in candidates]),
-                                                  strict=True):
+        _refill(connection, [r for r in runs if not r.buffer and not r.exhausted], upper, lower, batch, after)
+        picked = _merged(runs, limit + 1 - len(found))
+        if not picked:
+            if any(not r.buffer and not r.exhausted for r in runs):
+                batch = max(batch, 16)
+                continue  # a run read only entries the cursor skips: read on
+            break
+        summaries = _summaries(connection, [execution_id for _, execution_id, _ in picked])
+        dead: dict[_Run, list[str]] = {}
+        for (run, execution_id, score), summary in zip(picked, summaries, strict=True):
             if summary is None:
-                dead.append(execution_id)
-            elif (status is None or summary["status"] == status) and \
+                dead.setdefault(run, []).append(execution_id)
+            elif execution_id not in seen and (status is None or summary["status"] == status) and \
                     (workflow_id is None or summary.get("workflowId") == workflow_id):
                 if len(found) == limit:
                     more = True  # one beyond the page: there is a next page
                     break
+                seen.add(execution_id)
                 found.append(summary)
                 last = Cursor(score, execution_id)
         if dead:
-            connection.zrem(key, *dead)
-        offset += len(entries) - len(dead)
-        if len(entries) < batch:
-            break
+            with connection.pipeline(transaction=False) as pipe:
+                for run, gone in dead.items():
+                    pipe.zrem(run.key, *gone)
+                    run.offset -= len(gone)
+                pipe.execute()
         batch = max(limit + 1 - len(found), 16)
     return Page(found, last.encode() if more and last is not None else None)
+
+
+def _refill(connection: Redis, runs: list[_Run], upper: str, lower: str, batch: int, after: Cursor | None) -> None:
+    if not runs:
+        return
+    # One MULTI: the indexes as of one moment (an execution moving between them is seen in one only).
+    with connection.pipeline(transaction=True) as pipe:
+        for run in runs:
+            pipe.zrevrangebyscore(run.key, upper, lower, start=run.offset, num=batch, withscores=True)
+        replies = pipe.execute()
+    for run, entries in zip(runs, replies, strict=True):
+        run.offset += len(entries)
+        run.exhausted = len(entries) < batch
+        for member, score in entries:
+            execution_id = _text(member)
+            # In reverse order, equal scores come in descending id order: skip up to and with the cursor.
+            if after is None or not (score == after.score and execution_id >= after.execution_id):
+                run.buffer.append((execution_id, score))
+
+
+def _merged(runs: list[_Run], wanted: int) -> list[tuple[_Run, str, float]]:
+    """Up to ``wanted`` entries in newest-first order across ``runs``, as far as their buffers decide it
+    (a run with an empty buffer that has more to read stops the merge until it is refilled)."""
+    picked: list[tuple[_Run, str, float]] = []
+    while len(picked) < wanted and not any(not r.buffer and not r.exhausted for r in runs):
+        ready = [r for r in runs if r.buffer]
+        if not ready:
+            break
+        best = max(ready, key=lambda r: r.head)
+        execution_id, score = best.buffer.popleft()
+        picked.append((best, execution_id, score))
+    return picked
 
 
 def _summaries(connection: Redis, execution_ids: list[str]) -> list[dict[str, Any] | None]:

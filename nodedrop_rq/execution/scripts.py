@@ -18,14 +18,14 @@ from nodedrop_rq import keys
 _HELPERS = f"""
 local function nd_index_status(execution_key, execution_id, old, new)
   if old == new then return end
-  -- Scored by creation time, which only the global index holds (an unindexed execution stays so).
-  local score = redis.call('ZSCORE', '{keys.search_all()}', execution_id)
+  -- Scored by creation time, which the old status's index holds (an unindexed execution stays so).
+  local score = redis.call('ZSCORE', '{keys.search_status("")}' .. old, execution_id)
   if not score then return end
-  local workflow = redis.call('HGET', execution_key, 'workflowId')
-  if old then redis.call('ZREM', '{keys.search_status("")}' .. old, execution_id) end
+  redis.call('ZREM', '{keys.search_status("")}' .. old, execution_id)
   redis.call('ZADD', '{keys.search_status("")}' .. new, score, execution_id)
+  local workflow = redis.call('HGET', execution_key, 'workflowId')
   if workflow and workflow ~= '' then
-    if old then redis.call('ZREM', '{keys.SEARCH_WORKFLOW_STATUS}' .. old .. ':' .. workflow, execution_id) end
+    redis.call('ZREM', '{keys.SEARCH_WORKFLOW_STATUS}' .. old .. ':' .. workflow, execution_id)
     redis.call('ZADD', '{keys.SEARCH_WORKFLOW_STATUS}' .. new .. ':' .. workflow, score, execution_id)
   end
 end
