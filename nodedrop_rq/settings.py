@@ -94,6 +94,11 @@ class Settings:
     # Seconds a request body may take to arrive in full: a client that declares more than it sends (or
     # trickles it) gets a 408 instead of holding the request open forever.
     api_body_timeout: int = 10
+    # GET /api/executions/{id}/events: seconds one event stream may stay open (the client reconnects with
+    # Last-Event-ID and misses nothing), seconds between heartbeat comments, streams open at once per process.
+    sse_max_seconds: int = 1800
+    sse_heartbeat: int = 15
+    sse_max_connections: int = 200
     # Workflow limits, enforced at validation (submit time).
     max_nodes: int = 500
     max_input_items: int = 10_000
@@ -183,6 +188,10 @@ class Settings:
             target_wait_seconds=_float(env, "EXECUTION_TARGET_WAIT_SECONDS", d.target_wait_seconds, minimum=0.001),
             max_body_bytes=_int(env, "NODEDROP_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
             api_body_timeout=_int(env, "NODEDROP_API_BODY_TIMEOUT", d.api_body_timeout, minimum=1, maximum=3600),
+            sse_max_seconds=_int(env, "NODEDROP_SSE_MAX_SECONDS", d.sse_max_seconds, minimum=1, maximum=86400),
+            sse_heartbeat=_int(env, "NODEDROP_SSE_HEARTBEAT", d.sse_heartbeat, minimum=1, maximum=300),
+            sse_max_connections=_int(env, "NODEDROP_SSE_MAX_CONNECTIONS", d.sse_max_connections, minimum=1,
+                                     maximum=100_000),
             max_nodes=_int(env, "WORKFLOW_MAX_NODES", d.max_nodes, minimum=1),
             max_input_items=_int(env, "WORKFLOW_MAX_ITEMS", d.max_input_items, minimum=1),
             max_expression_length=_int(env, "WORKFLOW_MAX_EXPRESSION_LENGTH", d.max_expression_length, minimum=1),

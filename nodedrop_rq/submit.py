@@ -11,7 +11,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import ConnectionError, TimeoutError, WatchError
 
-from nodedrop_rq import keys
+from nodedrop_rq import keys, search
 from nodedrop_rq.connection import redis_from_settings
 from nodedrop_rq.errors import SubmitConflict
 from nodedrop_rq.rq_integration import queueing
@@ -92,6 +92,7 @@ def _write_once(connection: Redis, settings: Settings, parsed: Workflow, items: 
         store.create(pipe, execution_id, queue=queue_name, workflow_name=parsed.name,
                      max_attempts=settings.max_attempts, idempotency_key=idempotency_key)
         pipe.zadd(keys.active(queue_name), {execution_id: time.time()})
+        search.index_new(pipe, execution_id, search.workflow_id_of(parsed.extra), time.time())
         pipe.sadd(keys.queues(), queue_name)
         pipe.execute()
     return execution_id

@@ -3,10 +3,12 @@
 Routes (all JSON)::
 
     POST /api/executions                     submit a workflow       202 + Location
+    GET  /api/executions                     search, newest first    (search_routes.py)
     GET  /api/executions/failed              failed registry         (manual review)
     GET  /api/executions/{id}                execution state
     POST /api/executions/{id}/cancel         cancel                  200 cancelled, 202 requested
     POST /api/executions/{id}/requeue        run a failed one again  202
+    GET  /api/executions/{id}/events         Server-Sent Events      (event_routes.py)
     GET  /api/health                         queue counts; 503 when Redis is unreachable
 
 With ``NODEDROP_API_TOKEN`` set, every ``/api/executions`` route needs ``Authorization: Bearer <token>``.
@@ -41,6 +43,7 @@ from nodedrop_rq import keys
 from nodedrop_rq.api.answers import state_answer
 from nodedrop_rq.api.body import ClientGone, parse_model, read_json_object
 from nodedrop_rq.api.errors import ApiError, problems_error, scrub
+from nodedrop_rq.api.event_routes import build_event_router
 from nodedrop_rq.api.health_routes import build_health_router
 from nodedrop_rq.api.models import (
     ErrorResponse,
@@ -53,7 +56,13 @@ from nodedrop_rq.api.models import (
     UnhealthyResponse,
 )
 from nodedrop_rq.api.schedule_routes import build_schedule_router
-from nodedrop_rq.connection import describe_redis_url, redis_from_settings, redis_url_secrets
+from nodedrop_rq.api.search_routes import build_search_router
+from nodedrop_rq.connection import (
+    async_redis_from_settings,
+    describe_redis_url,
+    redis_from_settings,
+    redis_url_secrets,
+)
 from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.errors import ExecutionNotFound, InvalidOperation
 from nodedrop_rq.jsontext import readable
@@ -100,6 +109,9 @@ def create_app(settings: Settings, connection: Redis | None = None,
             owned.append(health_connection)
     health_connection = health_connection or connection
     control = ExecutionControl(connection, settings)
+    # Event streams wait in XREAD BLOCK on the event loop; the read timeout leaves room for the block.
+    stream_client = async_redis_from_settings(settings, socket_timeout=settings.sse_heartbeat + COMMAND_TIMEOUT,
+                                              max_connections=settings.sse_max_connections + 10)
     redis_where = describe_redis_url(settings.redis_url)
     secrets = _secrets(settings)
 
@@ -108,6 +120,7 @@ def create_app(settings: Settings, connection: Redis | None = None,
         yield
         for client in owned:
             client.close()
+        await stream_client.aclose()
 
     app = FastAPI(
         title="nodedrop-rq",
@@ -224,7 +237,9 @@ def create_app(settings: Settings, connection: Redis | None = None,
                 raise ExecutionNotFound(execution_id) from None
             raise
 
+    app.include_router(build_search_router(connection, settings, auth, router_responses))
     app.include_router(router)
+    app.include_router(build_event_router(stream_client, settings, auth, router_responses))
     app.include_router(build_schedule_router(connection, settings, auth, router_responses))
     app.include_router(build_health_router(health_connection, redis_where, lambda exc: _describe(exc, secrets)))
 

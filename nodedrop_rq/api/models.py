@@ -148,3 +148,26 @@ class ProblemsResponse(BaseModel):
     error: str = Field(description="`invalid workflow`, `invalid schedule` or `invalid request` (the body "
                                    "does not match the request model)")
     problems: list[Problem]
+
+
+class ExecutionSummary(BaseModel):
+    """One result of ``GET /api/executions`` (the full state is at ``GET /api/executions/{id}``)."""
+
+    id: str
+    status: ExecutionStatus
+    queue: str | None = None
+    workflowName: str | None = None
+    workflowId: str | None = Field(None, description="The workflow document's `id`, when it has one")
+    attempt: int = 0
+    maxAttempts: int | None = None
+    createdAt: str | None = None
+    startedAt: str | None = None
+    finishedAt: str | None = None
+    nextRetryAt: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class ExecutionPage(BaseModel):
+    executions: list[ExecutionSummary] = Field(description="Newest first (by `createdAt`)")
+    nextCursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page (same filters); null on the last page")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any, NoReturn
 
 import click
 
-from nodedrop_rq import jsontext
+from nodedrop_rq import event_log, jsontext, search
 from nodedrop_rq.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -26,6 +27,7 @@ from nodedrop_rq.cli.common import (
     redis_errors,
 )
 from nodedrop_rq.control import ExecutionControl
+from nodedrop_rq.execution.status import ALL
 from nodedrop_rq.state import QUEUED, TERMINAL
 from nodedrop_rq.stats import known_queues, queue_stats
 from nodedrop_rq.submit import submit_execution
@@ -33,11 +35,12 @@ from nodedrop_rq.workflow import Limits, WorkflowInvalid, normalize_input
 
 # Seconds an execution may stay queued under `submit --wait` before the hint that no worker runs.
 NO_WORKER_HINT_AFTER = 5.0
-POLL_INTERVAL = 0.1
+# Seconds `submit --wait` blocks on the event log before it looks at the state again.
+WAIT_BLOCK = 1.0
 
 
 def register(group: click.Group) -> None:
-    for command in (submit, status, cancel, failed, stats, worker, demo):
+    for command in (submit, list_executions, status, cancel, failed, stats, worker, demo):
         group.add_command(command)
 
 
@@ -95,23 +98,26 @@ def _invalid(what: str, exc: WorkflowInvalid) -> NoReturn:
 
 def _wait(control: ExecutionControl, execution_id: str, timeout: float, show_progress: bool,
           queue: str) -> dict[str, Any]:
+    """Follow the execution's event log (what ``GET /api/executions/{id}/events`` streams) until it ends."""
     started = time.monotonic()
     last_line = ""
     hinted = False
     tty = sys.stderr.isatty()
     current: dict[str, Any] = {"status": QUEUED}
     follow = f"follow it with `nodedrop-rq status {execution_id}`, stop it with `nodedrop-rq cancel {execution_id}`"
+
+    def show(line: str) -> None:
+        nonlocal last_line
+        if show_progress and line != last_line:
+            click.echo(("\r\033[K" if tty else "") + line, err=True, nl=not tty)
+            last_line = line
+
     try:
-        while True:
-            current = control.get(execution_id)
-            line = _progress_line(current)
-            if show_progress and line != last_line:
-                click.echo(("\r\033[K" if tty else "") + line, err=True, nl=not tty)
-                last_line = line
-            if current["status"] in TERMINAL:
-                if show_progress and tty:
-                    click.echo("", err=True)
-                return current
+        snapshot = event_log.read_snapshot(control.connection, execution_id)
+        current = snapshot.state or control.get(execution_id)
+        cursor = event_log.begin(snapshot, None).cursor
+        show(_progress_line(current))
+        while current["status"] not in TERMINAL:
             waited = time.monotonic() - started
             if not hinted and current["status"] == QUEUED and waited >= NO_WORKER_HINT_AFTER:
                 hinted = True
@@ -122,10 +128,40 @@ def _wait(control: ExecutionControl, execution_id: str, timeout: float, show_pro
             if waited > timeout:
                 fail(f"gave up waiting after {timeout:g} s: execution {execution_id} is still "
                      f"{current['status']} and goes on; {follow}", EXIT_TIMEOUT)
-            time.sleep(POLL_INTERVAL)
+            until_hint = NO_WORKER_HINT_AFTER - waited if not hinted else WAIT_BLOCK
+            block = max(min(WAIT_BLOCK, timeout - waited + 0.01, max(until_hint, 0.01)), 0.01)
+            events = event_log.read_after(control.connection, execution_id, cursor, int(block * 1000))
+            for event in events:
+                cursor = event.id
+                current["status"] = _EVENT_STATUS.get(event.type, current["status"])
+                show(_event_line(event, current))
+            if not events or any(event.terminal for event in events):
+                # A quiet log: the state is the truth (it may have expired, or ended without a log).
+                current = control.get(execution_id)
+        if show_progress and tty:
+            click.echo("", err=True)
+        return control.get(execution_id)
     except KeyboardInterrupt:
         fail(f"interrupted: execution {execution_id} is still {current['status']} and goes on; {follow}",
              EXIT_INTERRUPTED)
+
+
+# The status an event leaves the execution in (node events leave it running).
+_EVENT_STATUS = {"started": "running", "node-started": "running", "node-completed": "running",
+                 "node-failed": "running", "node-skipped": "running", "retrying": "retrying",
+                 "completed": "succeeded", "failed": "failed", "cancelled": "cancelled"}
+
+
+def _event_line(event: event_log.Event, current: dict[str, Any]) -> str:
+    data = json.loads(event.data)
+    attempt = f"attempt {data.get('attempt') or current.get('attempt') or 1}/{current.get('maxAttempts')}"
+    if event.type == "node-started":
+        return f"[{attempt}] running node {data.get('nodeName') or data.get('nodeId')!r}"
+    if event.type == "retrying":
+        return f"[{attempt}] failed: {data.get('error', '')}; retrying at {data.get('nextRetryAt')}"
+    if event.type.startswith("node-"):
+        return f"[{attempt}] node {data.get('nodeName') or data.get('nodeId')!r} {event.type[5:]}"
+    return f"[{attempt}] {_EVENT_STATUS.get(event.type, event.type)}"
 
 
 def _progress_line(current: dict[str, Any]) -> str:
@@ -156,6 +192,43 @@ def _print_state(current: dict[str, Any]) -> None:
         click.echo(f"  error:    {error.get('message')} (node {where})")
     if current["status"] == "succeeded":
         click.echo("  output:   " + jsontext.dumps(current.get("output")).replace("\n", "\n  "))
+
+
+@click.command("list")
+@click.option("--status", "status_", type=click.Choice(sorted(ALL)), help="Only executions in this status.")
+@click.option("--workflow-id", help="Only executions of the workflow with this id.")
+@click.option("--since", help="Created at or after this ISO 8601 time (with a UTC offset).")
+@click.option("--until", help="Created before this ISO 8601 time (with a UTC offset).")
+@click.option("--limit", type=int, default=50, show_default=True, help=f"At most this many (1 to {search.MAX_LIMIT}).")
+@click.option("--cursor", help="Continue after the page that printed this cursor.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"executions": [...], "nextCursor": ...}.')
+def list_executions(status_: str | None, workflow_id: str | None, since: str | None, until: str | None, limit: int,
+                    cursor: str | None, as_json: bool) -> None:
+    """List executions, newest first (as GET /api/executions)."""
+    settings = load_settings()
+    try:
+        window = search.parse_moment("--since", since), search.parse_moment("--until", until)
+        with redis_errors(settings):
+            page = search.search(connect(settings), settings, status=status_, workflow_id=workflow_id,
+                                 since=window[0], until=window[1], limit=limit, cursor=cursor)
+    except search.SearchInvalid as exc:
+        fail(f"{_option(exc.parameter)}: {exc.message}", EXIT_INVALID)
+    if as_json:
+        print_json(page.to_dict())
+        return
+    for item in page.executions:
+        message = (item.get("error") or {}).get("message") or ""
+        click.echo(f"{item['id']}  {item['status']:<9}  {item.get('createdAt') or '-'}  "
+                   f"{item.get('workflowName') or '-'}" + (f" ({item['workflowId']})" if item.get("workflowId") else "")
+                   + (f"  {message}" if message else ""))
+    if not page.executions:
+        click.echo("no executions", err=True)
+    if page.next_cursor:
+        click.echo(f"more: --cursor {page.next_cursor}", err=True)
+
+
+def _option(parameter: str) -> str:
+    return {"workflowId": "--workflow-id"}.get(parameter, parameter if parameter.startswith("--") else f"--{parameter}")
 
 
 @click.command()

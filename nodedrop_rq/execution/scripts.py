@@ -9,8 +9,44 @@ NOSCRIPT inside a MULTI would fail that command alone) and with EVALSHA otherwis
 
 from __future__ import annotations
 
+from nodedrop_rq import keys
 from nodedrop_rq.counters import WAIT_BUCKET_PREFIX, WAIT_BUCKETS, WAIT_SUM, bucket_field
 
+# -- search indexes and event log (nodedrop_rq/search.py, nodedrop_rq/event_log.py) --------------------
+# Prepended to each script below: the status indexes move, and each published event is appended to the
+# execution's event log, in the same atomic step as the status write, so neither can disagree with it.
+# Key names come from keys.py; the scripts derive them from the execution hash's key and the id.
+_HELPERS = f"""
+local function nd_index_status(execution_key, execution_id, old, new)
+  if old == new then return end
+  -- Scored by creation time, which the old status's index holds (an unindexed execution stays so).
+  local score = redis.call('ZSCORE', '{keys.search_status("")}' .. old, execution_id)
+  if not score then return end
+  redis.call('ZREM', '{keys.search_status("")}' .. old, execution_id)
+  redis.call('ZADD', '{keys.search_status("")}' .. new, score, execution_id)
+  local workflow = redis.call('HGET', execution_key, 'workflowId')
+  if workflow and workflow ~= '' then
+    redis.call('ZREM', '{keys.SEARCH_WORKFLOW_STATUS}' .. old .. ':' .. workflow, execution_id)
+    redis.call('ZADD', '{keys.SEARCH_WORKFLOW_STATUS}' .. new .. ':' .. workflow, score, execution_id)
+  end
+end
+local function nd_event_log(execution_key)
+  return '{keys.execution_events("")}' .. string.sub(execution_key, {len(keys.execution("")) + 1})
+end
+local function nd_emit(channel, execution_key, message)
+  redis.call('PUBLISH', channel, message)
+  redis.call('XADD', nd_event_log(execution_key), 'MAXLEN', '~', {keys.EVENT_LOG_MAX_ENTRIES}, '*', 'e', message)
+end
+-- The log lives as long as the state while the execution is active, a short while after it ended.
+local function nd_log_ttl(execution_key)
+  local current = redis.call('HGET', execution_key, 'status')
+  local ttl = redis.call('TTL', execution_key)
+  if current == 'succeeded' or current == 'failed' or current == 'cancelled' or ttl < 0 then
+    ttl = {keys.EVENT_LOG_TERMINAL_TTL}
+  end
+  redis.call('EXPIRE', nd_event_log(execution_key), ttl)
+end
+"""
 # The queue wait histogram is observed here, by the start that applied, rather than served by the workers
 # (prometheus-client's multiprocess mode): workers are forked horses and short-lived pods, every pod would
 # need scraping and a shared directory, and an observation would vanish with its pod. In the counters hash
@@ -26,7 +62,7 @@ _WAIT_BOUNDS = ", ".join(f"{{{upper!r}, '{bucket_field(upper, WAIT_BUCKET_PREFIX
 #       '' unknown).
 # Returns {outcome, status, attempt, maxAttempts, attemptBase, requeued} where outcome is
 # started | skip | cancelled | missing.
-START = """
+START = _HELPERS + """
 local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'maxAttempts', 'cancelRequested', 'attemptBase',
   'nextRetryAt')
 local status = h[1]
@@ -61,8 +97,10 @@ local function end_here(final, counter, ttl)
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('ZREM', KEYS[3], ARGV[5])
   redis.call('HINCRBY', KEYS[2], counter, 1)
-  redis.call('PUBLISH', ARGV[6], cjson.encode({type = final, executionId = ARGV[5], timestamp = ARGV[1],
+  nd_index_status(KEYS[1], ARGV[5], status, final)
+  nd_emit(ARGV[6], KEYS[1], cjson.encode({type = final, executionId = ARGV[5], timestamp = ARGV[1],
     attempt = attempt}))
+  nd_log_ttl(KEYS[1])
 end
 if h[4] == '1' then
   end_here('cancelled', 'cancelled', ARGV[8])
@@ -105,8 +143,10 @@ redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', n, 'startedAt', ARGV
   'currentNode', '', 'nodes', '{}', 'token', ARGV[3], 'attempt:' .. n, cjson.encode({attempt = n,
   startedAt = ARGV[1], finishedAt = cjson.null, status = 'running', error = cjson.null, worker = ARGV[2]}))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('PUBLISH', ARGV[6], cjson.encode({type = 'started', executionId = ARGV[5], timestamp = ARGV[1],
+nd_index_status(KEYS[1], ARGV[5], status, 'running')
+nd_emit(ARGV[6], KEYS[1], cjson.encode({type = 'started', executionId = ARGV[5], timestamp = ARGV[1],
   attempt = n}))
+nd_log_ttl(KEYS[1])
 return {'started', 'running', n, max, base, requeued}
 """
 
@@ -118,7 +158,7 @@ return {'started', 'running', n, max, base, requeued}
 #       13 execution id, 14 score for the active index, 15.. messages to publish once applied.
 # Returns {1, target} when applied, {2, target} when this fenced writer's write had applied already,
 # {0, current status, current attempt} when refused.
-TRANSITION = """
+TRANSITION = _HELPERS + """
 local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'token')
 local status = h[1]
 if not status then return {0, '', 0} end
@@ -158,17 +198,20 @@ if ARGV[9] ~= '' then
 end
 if ARGV[12] == 'add' then redis.call('ZADD', KEYS[3], ARGV[14], ARGV[13]) end
 if ARGV[12] == 'remove' then redis.call('ZREM', KEYS[3], ARGV[13]) end
-for i = 15, #ARGV do redis.call('PUBLISH', ARGV[11], ARGV[i]) end
+nd_index_status(KEYS[1], ARGV[13], status, ARGV[4])
+for i = 15, #ARGV do nd_emit(ARGV[11], KEYS[1], ARGV[i]) end
+if #ARGV >= 15 then nd_log_ttl(KEYS[1]) end
 return {1, ARGV[4]}
 """
 
 # Node progress of the running attempt. KEYS: execution hash. ARGV: token, nodes JSON, current node,
 # events channel, messages to publish... Returns the cancel flag, or false when the attempt is not the
 # execution's running one (nothing written).
-PROGRESS = """
+PROGRESS = _HELPERS + """
 local h = redis.call('HMGET', KEYS[1], 'status', 'token', 'cancelRequested')
 if h[1] ~= 'running' or h[2] ~= ARGV[1] then return false end
 redis.call('HSET', KEYS[1], 'nodes', ARGV[2], 'currentNode', ARGV[3])
-for i = 5, #ARGV do redis.call('PUBLISH', ARGV[4], ARGV[i]) end
+for i = 5, #ARGV do nd_emit(ARGV[4], KEYS[1], ARGV[i]) end
+if #ARGV >= 5 then nd_log_ttl(KEYS[1]) end
 return h[3]
 """

@@ -100,3 +100,17 @@ def hang_in_c_once(items: list[dict[str, Any]], parameters: dict[str, Any]) -> l
 
 
 register_function("hang_in_c_once", hang_in_c_once)
+
+
+def wait_for_gate(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Waits (up to 30 s) until the test sets `test:gate:<tag>`: holds an execution at a known node."""
+    key = f"test:gate:{_data(items).get('tag', 'default')}"
+    deadline = time.monotonic() + 30
+    while not _connection().exists(key):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{key} was never set")
+        time.sleep(0.02)
+    return items
+
+
+register_function("wait_for_gate", wait_for_gate)
