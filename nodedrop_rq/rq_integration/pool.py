@@ -31,7 +31,8 @@ from rq.worker_pool import WorkerData, WorkerPool
 from nodedrop_rq import probe_server
 from nodedrop_rq.connection import SERIALIZER, redis_from_settings, wait_for_redis
 from nodedrop_rq.errors import RedisRefused
-from nodedrop_rq.rq_integration import supervision
+from nodedrop_rq.rq_integration import private, supervision
+from nodedrop_rq.rq_integration.scheduler import RetryScheduler
 from nodedrop_rq.rq_integration.worker import ExecutionWorker
 from nodedrop_rq.settings import Settings, configure
 from nodedrop_rq.workflow import load_function_modules
@@ -47,6 +48,7 @@ class ExecutionWorkerPool(WorkerPool):
         configure(settings)  # the supervisor records dead workers' attempts with these settings
         # Worker name -> why the supervisor killed it (the dead worker's attempt is recorded with it).
         self._nd_killed: dict[str, str] = {}
+        self._nd_scheduler: RetryScheduler | None = None
         super().__init__(
             queues or [queue or settings.queue],
             connection=connection or redis_from_settings(settings),
@@ -74,11 +76,37 @@ class ExecutionWorkerPool(WorkerPool):
         load_function_modules(self.settings.function_modules)
         gc.collect()
         gc.freeze()  # what the children inherit stays shared: their collections no longer write to it
-        super().start(burst=burst, logging_level=logging_level)
+        if not burst:
+            # The supervisor, not a worker, runs RQ's scheduler (it moves due retries back to the queue):
+            # a worker that dies must not take the retries of every execution with it.
+            self._nd_scheduler = RetryScheduler(self._queue_names, connection=self.connection,
+                                                logging_level=logging_level, serializer=SERIALIZER)
+        try:
+            super().start(burst=burst, logging_level=logging_level)
+        finally:
+            self._stop_scheduler()
 
     def check_workers(self, respawn: bool = True) -> None:
         supervision.safely("look for executions past their timeout", self._kill_overrunning)
+        if self.status != self.Status.STOPPED:
+            supervision.safely("start the scheduler", self._keep_scheduler)
         super().check_workers(respawn=respawn)
+
+    def _keep_scheduler(self) -> None:
+        """As RQ's worker does at each maintenance: take the scheduler lock when no scheduler holds it (a
+        dead pool's lease runs out within seconds, see scheduler.py) and run the scheduler process."""
+        scheduler = self._nd_scheduler
+        if scheduler is None:
+            return
+        process = private.scheduler_process(scheduler)
+        if process is None or not process.is_alive():
+            scheduler.acquire_locks(auto_start=True)
+
+    def _stop_scheduler(self) -> None:
+        process = private.scheduler_process(self._nd_scheduler) if self._nd_scheduler else None
+        if process is not None and process.is_alive():
+            process.terminate()  # SIGTERM: it releases its locks and leaves
+            process.join(10)
 
     def _kill_overrunning(self) -> None:
         by_name = {data.name: data for data in self.worker_dict.values()}
@@ -158,7 +186,8 @@ def run_pool_worker(name: str, queue_names: list[str], connection_class: Any, po
                              pool_name=pool_name, pool_concurrency=pool_concurrency, pool_pid=pool_pid)
     setup_loghandlers(logging_level, name="rq.worker")
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+        # The supervisor runs the scheduler; in burst mode each worker moves the retries due now, once.
+        worker.work(burst=burst, with_scheduler=burst, logging_level=logging_level)
     except Exception as exc:  # noqa: BLE001 - the supervisor restarts us; say why once
         log.error("worker %s stopped: %s: %s", name, type(exc).__name__, exc)
         time.sleep(1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import time
 from dataclasses import dataclass
@@ -130,11 +131,8 @@ def safely(action: str, function, *args):  # noqa: ANN001, ANN201 - a small guar
         return None
 
 
-def resident_mb() -> float:
-    """This process's resident memory in MB (Linux ``/proc/self/statm``; 0 where unavailable)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as handle:
-            pages = int(handle.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+def peak_resident_mb() -> float:
+    """The most resident memory this process has had, in MB (``getrusage``: a system call, not a file
+    read after every execution). The peak, not the current size: memory a process once grew to is
+    rarely returned to the system, so the peak is what the next execution starts from."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux

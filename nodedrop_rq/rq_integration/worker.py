@@ -172,10 +172,9 @@ class ExecutionWorker(FewerRoundTrips, Worker):
             self.perform_job(job, queue, execution)
         # No set_state(IDLE) here: the success MULTI or the dequeue loop writes it.
         ceiling = self.nd_settings.worker_max_memory_mb
-        if ceiling and supervision.resident_mb() > ceiling:
+        if ceiling and (resident := supervision.peak_resident_mb()) > ceiling:
             self.log.info("Worker %s: %.0f MB resident after execution %s, past EXECUTION_WORKER_MAX_MEMORY_MB=%d; "
-                          "stopping so that a fresh process takes over", self.name, supervision.resident_mb(),
-                          job.id, ceiling)
+                          "stopping so that a fresh process takes over", self.name, resident, job.id, ceiling)
             raise StopRequested  # the work loop ends cleanly; a pool starts a new worker
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
