@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from exporter.collector import BuildInfoCollector, NodedropCollector
 from nodedrop_rq.connection import redis_from_settings
 from nodedrop_rq.errors import ListenFailed
+from nodedrop_rq.routing import QueueRouter
 from nodedrop_rq.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,9 @@ StartResponse = Callable[..., object]
 
 def build_app(connection: Redis, settings: Settings) -> Callable[[dict, StartResponse], Iterable[bytes]]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NodedropCollector(connection, settings))
+    # Other Redis servers (EXECUTION_QUEUE_REDIS_URLS) get the same bounded timeout as REDIS_URL's client.
+    registry.register(NodedropCollector(connection, settings, QueueRouter(settings, socket_timeout=2.0,
+                                                                          home_client=connection)))
     registry.register(BuildInfoCollector())
     metrics_app = make_wsgi_app(registry)
 

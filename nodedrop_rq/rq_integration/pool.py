@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 
 
 class ExecutionWorkerPool(WorkerPool):
-    def __init__(self, settings: Settings, concurrency: int | None = None, queue: str | None = None,
+    def __init__(self, settings: Settings, concurrency: int | None = None, queue: str | list[str] | None = None,
                  connection: Redis | None = None) -> None:
         self.settings = settings
         super().__init__(
-            [queue or settings.queue],
+            [queue] if isinstance(queue, str) else (queue or [settings.queue]),
             connection=connection or redis_from_settings(settings),
             num_workers=concurrency or settings.worker_concurrency,
             worker_class=ExecutionWorker,
