@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -98,14 +99,23 @@ def test_submit_run_retry_review_stats_export_and_schedules_across_two_servers(
 
 
 def test_a_dead_server_affects_only_its_queues(redis_url, second_redis_server, second_redis_url, start_pool,
-                                              start_exporter):
+                                              start_exporter, start_scheduler):
     env = two_servers(redis_url, second_redis_url)
     settings = Settings.from_env(child_env(redis_url, **env))
+    a = Redis.from_url(redis_url)
     start_pool(args=worker("executions"), **env)
     exporter = start_exporter(redis_url, **env)
     waiting_on_b = submit_execution(workflows.quick(), settings=settings, queue="orders")  # no worker for it
     second_redis_server.stop()
     try:
+        store = ScheduleStore(a, settings)
+        to_b = store.add(every_schedule("1"), workflows.quick(), None, queue="orders")
+        to_a = store.add(every_schedule("1"), workflows.quick(), None)
+        scheduler = start_scheduler(**env)
+        wait_for(lambda: len(list(a.scan_iter(keys.idempotency(f"schedule:{to_a}:*")))) >= 2, 20,
+                 what="schedules into A firing while B is down")
+        assert store.get(to_b).next_fire.timestamp() <= time.time()  # B's firing waits, overdue
+        assert a.hget(keys.schedule_fires(), to_b) is None
         control = RoutedControl(QueueRouter(settings, socket_timeout=2), settings)
         home_id = submit_execution(workflows.quick(), settings=settings)
         wait_for(reaches(control, home_id, "succeeded"), 30, what="an execution on A while B is down")
@@ -136,6 +146,9 @@ def test_a_dead_server_affects_only_its_queues(redis_url, second_redis_server, s
     finally:
         second_redis_server.start()
     wait_for(lambda: scrape(exporter)[up(second_redis_url)] == 1, 15, what="B read again")
+    b = Redis.from_url(second_redis_url)
+    wait_for(lambda: list(b.scan_iter(keys.idempotency(f"schedule:{to_b}:*"))), 20, what="B's schedule firing")
+    assert scheduler.output().count("waits: ") == 1  # one warning for the outage, not one per round
 
 
 def test_a_worker_serves_the_queues_of_one_server(redis_url, second_redis_url):
