@@ -90,8 +90,9 @@ def create_app(settings: Settings, connection: Redis | None = None,
     """
     # One client per Redis server (REDIS_URL and EXECUTION_QUEUE_REDIS_URLS); health has its own.
     # One quick retry survives a dropped connection; more would only delay the 503.
-    queue_router = QueueRouter(settings, socket_timeout=COMMAND_TIMEOUT, home_client=connection,
-                         prepare=lambda client: client.set_retry(Retry(ExponentialBackoff(cap=0.5, base=0.1), 1)))
+    queue_router = QueueRouter(
+        settings, socket_timeout=COMMAND_TIMEOUT, home_client=connection,
+        prepare=lambda client: client.set_retry(Retry(ExponentialBackoff(cap=0.5, base=0.1), 1)))
     health_router = QueueRouter(settings, socket_timeout=HEALTH_SOCKET_TIMEOUT,
                                 socket_connect_timeout=HEALTH_SOCKET_TIMEOUT,
                                 home_client=health_connection or connection,
