@@ -103,6 +103,14 @@ def main(argv: list[str]) -> int:
             return 1
         ok, why = check_http(override or f"http://127.0.0.1:{settings.worker_health_port}/healthz/readiness")
     elif mode in ("worker", "worker-liveness"):
+        from nodedrop_rq.routing import worker_settings
+
+        # The workers register on the Redis of their queue: EXECUTION_QUEUE's (EXECUTION_QUEUE_REDIS_URLS).
+        try:
+            settings = worker_settings(settings, [settings.queue])[0]
+        except SettingsError as exc:
+            print(f"unhealthy: {exc}")
+            return 1
         ok, why = check_worker(settings, socket.gethostname(), unreachable_ok=mode == "worker-liveness")
     else:
         print(f"usage: nodedrop-healthcheck [api|exporter|worker-http|worker|worker-liveness] [URL] (got {mode!r})")

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from exporter.desired import RateWindow, desired_workers
 from nodedrop_rq import counters, keys
+from nodedrop_rq.routing import QueueRouter, RedisServer
 from nodedrop_rq.rq_integration import names
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.stats import add_count_commands
@@ -56,14 +57,22 @@ def _distribution_version(name: str) -> str:
 
 
 class NodedropCollector(Collector):
-    def __init__(self, connection: Redis, settings: Settings) -> None:
+    def __init__(self, connection: Redis, settings: Settings, router: QueueRouter | None = None) -> None:
         self.connection = connection
         self.settings = settings
         self._oldest = connection.register_script(_OLDEST_ENQUEUED_AT)
         self.last_error: str | None = None
         self.rates = RateWindow()
+        # Queues on several Redis servers (EXECUTION_QUEUE_REDIS_URLS): exporter/fleet.py reads each.
+        self.router = router or QueueRouter(settings, home_client=connection)
+        self.server_errors: dict[str, str] = {}
 
     def collect(self) -> Iterator[Metric]:
+        if self.router.multi:
+            from exporter.fleet import collect_fleet
+
+            yield from collect_fleet(self)
+            return
         started = time.perf_counter()
         up = GaugeMetricFamily("nodedrop_redis_up", "1 when the last scrape could read Redis, else 0.")
         try:
@@ -87,19 +96,23 @@ class NodedropCollector(Collector):
         took.add_metric([], time.perf_counter() - started)
         yield took
 
-    def _collect_from_redis(self) -> Iterator[Metric]:
-        with self.connection.pipeline(transaction=False) as pipe:
+    def _collect_from_redis(self, server: RedisServer | None = None) -> Iterator[Metric]:
+        """Everything one Redis holds: REDIS_URL's, or ``server``'s (its queues; schedules if it is home)."""
+        connection = server.client if server is not None else self.connection
+        with connection.pipeline(transaction=False) as pipe:
             pipe.smembers(keys.queues())
             pipe.smembers(names.WORKERS)
             pipe.info("memory")
             pipe.zcard(keys.SCHEDULED_JOBS)
             pipe.zrange(keys.SCHEDULED_JOBS, 0, 0, withscores=True)
             queue_members, worker_keys, memory, schedules, earliest = pipe.execute()
-        queues = sorted({_s(q) for q in queue_members} | {self.settings.queue})
-        self.rates.forget_except(set(queues))
+        queues = sorted({_s(q) for q in queue_members} | {self.settings.queue}) if server is None else \
+            self.router.queues_on(server, queue_members)
+        if server is None:  # several servers: each scrape sees one server's queues, which must not forget the rest
+            self.rates.forget_except(set(queues))
         worker_keys = sorted(_s(k) for k in worker_keys)
 
-        with self.connection.pipeline(transaction=False) as pipe:
+        with connection.pipeline(transaction=False) as pipe:
             for queue in queues:
                 add_count_commands(pipe, queue)
                 self._oldest(keys=[names.queue(queue)], args=[names.JOB_KEY_PREFIX], client=pipe)
@@ -171,7 +184,8 @@ class NodedropCollector(Collector):
         target.add_metric([], self.settings.target_wait_seconds)
         yield target
         yield from self._worker_metrics(values[len(queues) * per_queue:], now, active_total)
-        yield from _schedule_metrics(schedules, earliest, now)
+        if server is None or server.home:
+            yield from _schedule_metrics(schedules, earliest, now)
         used = GaugeMetricFamily("nodedrop_redis_memory_used_bytes", "Redis used_memory.")
         used.add_metric([], float(memory.get("used_memory", 0)))
         yield used

@@ -12,6 +12,7 @@ from redis import Redis
 from exporter.collector import BuildInfoCollector, NodedropCollector
 from nodedrop_rq.connection import redis_from_settings
 from nodedrop_rq.probe_server import WsgiApp, bind, probe_app
+from nodedrop_rq.routing import QueueRouter
 from nodedrop_rq.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,9 @@ log = logging.getLogger(__name__)
 
 def build_app(connection: Redis, settings: Settings) -> WsgiApp:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NodedropCollector(connection, settings))
+    # Other Redis servers (EXECUTION_QUEUE_REDIS_URLS) get the same bounded timeout as REDIS_URL's client.
+    registry.register(NodedropCollector(connection, settings, QueueRouter(settings, socket_timeout=2.0,
+                                                                          home_client=connection)))
     registry.register(BuildInfoCollector())
     # Liveness (/healthz) must not depend on Redis: during an outage the exporter is what reports
     # nodedrop_redis_up 0, and restarting it would only hide that.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
@@ -125,6 +126,10 @@ class Settings:
     # lets one scheduler fire at a time (a standby takes over within lock TTL + interval of a crash).
     scheduler_interval: int = 1
     scheduler_lock_ttl: int = 5
+    # Queues on other Redis servers than REDIS_URL's (queue -> URL); see nodedrop_rq/routing.py.
+    queue_redis_urls: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # Sharded queues: a name submits go to -> the queues a hash of the workflow id picks from.
+    queue_shards: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @cached_property
     def redis_sentinel(self) -> SentinelTarget | None:
@@ -211,12 +216,14 @@ class Settings:
             ),
             scheduler_interval=_int(env, "NODEDROP_SCHEDULER_INTERVAL", d.scheduler_interval, minimum=1, maximum=60),
             scheduler_lock_ttl=_int(env, "NODEDROP_SCHEDULER_LOCK_TTL", d.scheduler_lock_ttl, minimum=2, maximum=300),
+            queue_redis_urls=_queue_redis_urls(env, "EXECUTION_QUEUE_REDIS_URLS"),
+            queue_shards=_queue_shards(env, "EXECUTION_QUEUE_SHARDS"),
         )
 
 
 # Variables that may instead be given as NAME_FILE, the path of a file holding the value (Docker and
 # Kubernetes secrets mounted as files stay out of the environment, `docker inspect` and /proc/*/environ).
-SECRET_VARIABLES = ("REDIS_URL", "NODEDROP_API_TOKEN")
+SECRET_VARIABLES = ("REDIS_URL", "EXECUTION_QUEUE_REDIS_URLS", "NODEDROP_API_TOKEN")
 # deploy/k8s ships this in its Secret so that applying the manifests unedited cannot start an API that a
 # guessable token opens: a token that starts with it stops the process at start.
 API_TOKEN_PLACEHOLDER = "REPLACE_ME"  # noqa: S105 - the marker of a missing token, not one
@@ -378,6 +385,69 @@ def check_redis_url(raw: str, name: str = "REDIS_URL") -> str:
     if parts.scheme != "unix" and not parts.hostname:
         raise SettingsError(f"invalid {name}: no host")
     return raw
+
+
+# An entry of EXECUTION_QUEUE_REDIS_URLS begins with `queue=scheme://`; commas inside a URL (a Sentinel
+# URL's host list) are not followed by that, so they do not split entries.
+_MAP_ENTRY_START = re.compile(r",(?=\s*[^,=\s]+\s*=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def queue_name_problem(queue: str) -> str | None:
+    if not queue:
+        return "an empty queue name (a stray comma or separator?)"
+    if not all(c.isalnum() or c in "-_.:" for c in queue):
+        return f"queue name {queue!r} may use letters, digits and - _ . : only"
+    return None
+
+
+def _queue_redis_urls(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    """``orders=redis://a:6379/0,reports=redis+sentinel://s1:26379,s2:26379/reports/0``. Errors name the
+    entry's queue, never the URL (it may hold a password)."""
+    raw = _raw(env, name)
+    if raw is None:
+        return ()
+    out: dict[str, str] = {}
+    for entry in _MAP_ENTRY_START.split(raw):
+        queue, equals, url = (part.strip() for part in entry.partition("="))
+        if not equals:
+            raise SettingsError(f"invalid {name}: entry {len(out) + 1} is not queue=redis-url "
+                                f"(e.g. orders=redis://redis-a:6379/0)")
+        problem = queue_name_problem(queue)
+        if problem:
+            raise SettingsError(f"invalid {name}: {problem}")
+        if queue in out:
+            raise SettingsError(f"invalid {name}: queue {queue!r} is given twice")
+        if not url:
+            raise SettingsError(f"invalid {name}: queue {queue!r} has no URL")
+        if url.endswith(","):
+            raise SettingsError(f"invalid {name}: a stray comma after the URL of queue {queue!r}")
+        out[queue] = check_redis_url(url, f"{name} (queue {queue})")
+    return tuple(out.items())
+
+
+def _queue_shards(env: Mapping[str, str], name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``orders=orders-0|orders-1|orders-2,reports=reports-a|reports-b``."""
+    raw = _raw(env, name)
+    if raw is None:
+        return ()
+    out: dict[str, tuple[str, ...]] = {}
+    taken: set[str] = set()
+    for entry in raw.split(","):
+        group, equals, listed = (part.strip() for part in entry.partition("="))
+        shards = tuple(s.strip() for s in listed.split("|"))
+        if not equals or not listed:
+            raise _bad(name, raw, f"entry {entry.strip()!r} is not name=shard|shard... (e.g. orders=orders-0|orders-1)")
+        for queue in (group, *shards):
+            problem = queue_name_problem(queue)
+            if problem:
+                raise _bad(name, raw, problem)
+        if group in out or group in taken:
+            raise _bad(name, raw, f"{group!r} is given twice")
+        if len(set(shards)) != len(shards) or taken & set(shards) or group in shards or set(shards) & set(out):
+            raise _bad(name, raw, f"the shards of {group!r} repeat a queue; each queue belongs to one group")
+        out[group] = shards
+        taken.update(shards)
+    return tuple(out.items())
 
 
 def parse_sentinel_url(raw: str, name: str = "REDIS_URL") -> SentinelTarget:

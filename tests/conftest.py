@@ -34,6 +34,7 @@ SLOW_MODULES = frozenset({
     "faults/test_sentinel.py", "faults/test_tls.py",
     "faults/test_worker_faults.py",
     "fuzz/test_api_openapi_fuzz.py",
+    "multiredis/test_two_servers.py",
     "queue/test_cli.py", "queue/test_cli_errors.py", "queue/test_events_and_kills.py", "queue/test_executions.py",
     "queue/test_inline_isolation.py", "queue/test_resource_limits.py", "queue/test_round_trips.py",
     "queue/test_supervised_isolation.py",
@@ -59,6 +60,21 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 def redis_url(redis_server: EmbeddedRedis) -> str:
     Redis.from_url(redis_server.url).flushall()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def second_redis_server() -> Iterator[EmbeddedRedis]:
+    """Another redis-server, for queues on several Redis servers (EXECUTION_QUEUE_REDIS_URLS)."""
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def second_redis_url(second_redis_server: EmbeddedRedis) -> str:
+    if second_redis_server.process is None:  # a test stopped it (a server outage) and did not restart it
+        second_redis_server.start()
+    Redis.from_url(second_redis_server.url).flushall()
+    return second_redis_server.url
 
 
 @pytest.fixture

@@ -44,6 +44,13 @@ class SubmitRequest(BaseModel):
     idempotencyKey: str | None = Field(
         None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY,
         description="Submitting again with the same key returns the first execution while its state exists.")
+    queue: str | None = Field(
+        None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Queue to run it on (default EXECUTION_QUEUE); it lives on its Redis "
+                    "(EXECUTION_QUEUE_REDIS_URLS). A group of EXECUTION_QUEUE_SHARDS picks a shard by `shardKey`.")
+    shardKey: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="With a sharded queue: what picks the shard (default: the workflow's id, else its name).")
 
 
 # -- responses -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from nodedrop_rq.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     EXIT_TIMEOUT,
+    EXIT_UNAVAILABLE,
     check_redis,
     connect,
     fail,
@@ -25,11 +26,13 @@ from nodedrop_rq.cli.common import (
     print_json,
     read_json_source,
     redis_errors,
+    routed_control,
 )
-from nodedrop_rq.control import ExecutionControl
 from nodedrop_rq.execution.status import ALL
+from nodedrop_rq.routed import RoutedControl, fleet_stats
+from nodedrop_rq.routing import worker_settings
+from nodedrop_rq.settings import SettingsError
 from nodedrop_rq.state import QUEUED, TERMINAL
-from nodedrop_rq.stats import known_queues, queue_stats
 from nodedrop_rq.submit import submit_execution
 from nodedrop_rq.workflow import Limits, WorkflowInvalid, normalize_input
 
@@ -48,13 +51,16 @@ def register(group: click.Group) -> None:
 @click.argument("source", metavar="FILE|-")
 @click.option("--input", "input_json", help="Input as JSON: one object (one item) or a list of them.")
 @click.option("--idempotency-key", help="Submitting again with this key returns the same execution.")
-@click.option("--queue", help="Queue to submit to (default: EXECUTION_QUEUE).")
+@click.option("--queue", help="Queue to submit to (default: EXECUTION_QUEUE); a group of EXECUTION_QUEUE_SHARDS "
+              "picks its shard by --shard-key.")
+@click.option("--shard-key", help="With a sharded --queue: what picks the shard (default: the workflow's id, "
+              "else its name), so executions with one key keep their order of arrival.")
 @click.option("--wait", is_flag=True, help="Show progress and wait for the result.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
               help="With --wait: stop waiting after this many seconds (exit 6; the execution goes on).")
 @click.option("--json", "as_json", is_flag=True, help="Print the execution state as JSON.")
-def submit(source: str, input_json: str | None, idempotency_key: str | None, queue: str | None, wait: bool,
-           timeout: float, as_json: bool) -> None:
+def submit(source: str, input_json: str | None, idempotency_key: str | None, queue: str | None,
+           shard_key: str | None, wait: bool, timeout: float, as_json: bool) -> None:
     """Submit a workflow for execution on the worker pool."""
     settings = load_settings()
     document = read_json_source(source)
@@ -64,13 +70,12 @@ def submit(source: str, input_json: str | None, idempotency_key: str | None, que
     except WorkflowInvalid as exc:
         _invalid("--input", exc)
     with redis_errors(settings):
-        connection = connect(settings)
+        control = routed_control(settings)
         try:
-            execution_id = submit_execution(document, data, idempotency_key=idempotency_key,
-                                            connection=connection, settings=settings, queue=queue)
+            execution_id = submit_execution(document, data, idempotency_key=idempotency_key, router=control.router,
+                                            settings=settings, queue=queue, shard_key=shard_key)
         except WorkflowInvalid as exc:
             _invalid("the workflow", exc)
-        control = ExecutionControl(connection, settings)
         if not wait:
             if as_json:
                 print_json(control.get(execution_id))
@@ -96,7 +101,7 @@ def _invalid(what: str, exc: WorkflowInvalid) -> NoReturn:
     sys.exit(EXIT_INVALID)
 
 
-def _wait(control: ExecutionControl, execution_id: str, timeout: float, show_progress: bool,
+def _wait(control: RoutedControl, execution_id: str, timeout: float, show_progress: bool,
           queue: str) -> dict[str, Any]:
     """Follow the execution's event log (what ``GET /api/executions/{id}/events`` streams) until it ends."""
     started = time.monotonic()
@@ -239,7 +244,7 @@ def status(execution_id: str, as_json: bool) -> None:
     """Show an execution's state."""
     settings = load_settings()
     with redis_errors(settings):
-        current = ExecutionControl(connect(settings), settings).get(execution_id)
+        current = routed_control(settings).get(execution_id)
     print_json(current) if as_json else _print_state(current)
 
 
@@ -250,7 +255,7 @@ def cancel(execution_id: str) -> None:
     """Cancel a queued, retrying or running execution."""
     settings = load_settings()
     with redis_errors(settings):
-        current = ExecutionControl(connect(settings), settings).cancel(execution_id)
+        current = routed_control(settings).cancel(execution_id)
     if current["status"] == "cancelled":
         click.echo(f"cancelled {execution_id}")
     else:
@@ -270,7 +275,7 @@ def failed_list(queue: str | None, limit: int, as_json: bool) -> None:
     """List failed executions, newest first."""
     settings = load_settings()
     with redis_errors(settings):
-        control = ExecutionControl(connect(settings), settings)
+        control = routed_control(settings)
         items = control.list_failed(queue, limit=limit)
         total = control.failed_count(queue)
     if as_json:
@@ -289,7 +294,7 @@ def failed_show(execution_id: str) -> None:
     """Show why an execution failed, with RQ's record of the last attempt."""
     settings = load_settings()
     with redis_errors(settings):
-        item, current = ExecutionControl(connect(settings), settings).show_failed(execution_id)
+        item, current = routed_control(settings).show_failed(execution_id)
     if current:
         _print_state(current)
     else:
@@ -310,7 +315,7 @@ def failed_requeue(execution_ids: tuple[str, ...], all_: bool, queue: str | None
         fail("give execution ids or --all", EXIT_INVALID)
     settings = load_settings()
     with redis_errors(settings):
-        control = ExecutionControl(connect(settings), settings)
+        control = routed_control(settings)
         done = control.requeue_all(queue) if all_ else [control.requeue(i)["id"] for i in execution_ids]
     for execution_id in done:
         click.echo(f"requeued {execution_id}")
@@ -324,37 +329,47 @@ def stats(as_json: bool) -> None:
     """Waiting/active/completed/failed (and scheduled) executions per queue."""
     settings = load_settings()
     with redis_errors(settings):
-        connection = connect(settings)
-        rows = queue_stats(connection, known_queues(connection, settings.queue))
+        found = fleet_stats(routed_control(settings).router)
+    rows = found.rows
     if as_json:
         print_json({row.queue: row.as_health() | {"scheduled": row.scheduled} for row in rows})
-        return
-    click.echo(f"{'queue':<20}{'waiting':>9}{'active':>9}{'scheduled':>11}{'completed':>11}{'failed':>9}")
-    for row in rows:
-        click.echo(f"{row.queue:<20}{row.waiting:>9}{row.active:>9}{row.scheduled:>11}{row.completed:>11}"
-                   f"{row.failed:>9}")
+    else:
+        click.echo(f"{'queue':<20}{'waiting':>9}{'active':>9}{'scheduled':>11}{'completed':>11}{'failed':>9}")
+        for row in rows:
+            click.echo(f"{row.queue:<20}{row.waiting:>9}{row.active:>9}{row.scheduled:>11}{row.completed:>11}"
+                       f"{row.failed:>9}")
+    for error in found.unreachable:  # the other servers' queues are shown above
+        click.echo(f"error: {error}", err=True)
+    if found.unreachable:
+        sys.exit(EXIT_UNAVAILABLE)
 
 
 @click.command()
 @click.option("--concurrency", type=click.IntRange(min=1), help="Worker processes (default: "
               "EXECUTION_WORKER_CONCURRENCY).")
-@click.option("--queue", help="Queue to work on (default: EXECUTION_QUEUE).")
+@click.option("--queue", "queues", multiple=True, help="Queue to work on (default: EXECUTION_QUEUE); repeat it "
+              "or separate with commas for several (all on one Redis); a group of EXECUTION_QUEUE_SHARDS means "
+              "its shards.")
 @click.option("--burst", is_flag=True, help="Quit when the queue is empty.")
 @click.option("--isolation", type=click.Choice(["supervised", "fork", "inline"]),
               help="supervised (default, EXECUTION_ISOLATION): executions run in the long-lived worker "
                    "processes, and the pool ends a dead one's attempt at once; fork: a forked process per "
                    "execution, about 8x slower; inline: as supervised (under plain `rq worker`, with no "
                    "supervisor process).")
-def worker(concurrency: int | None, queue: str | None, burst: bool, isolation: str | None) -> None:
+def worker(concurrency: int | None, queues: tuple[str, ...], burst: bool, isolation: str | None) -> None:
     """Run a pool of ExecutionWorker processes (one container = N concurrent executions)."""
     from nodedrop_rq.rq_integration.pool import ExecutionWorkerPool
 
     settings = load_settings()
     load_functions(settings)
+    try:  # the Redis of these queues (EXECUTION_QUEUE_REDIS_URLS) becomes the pool's
+        settings, names = worker_settings(settings, [q.strip() for arg in queues for q in arg.split(",") if q.strip()])
+    except SettingsError as exc:
+        fail(str(exc), EXIT_INVALID)
     check_redis(settings)
     if isolation:
         settings = settings.with_overrides(isolation=isolation)
-    pool = ExecutionWorkerPool(settings, concurrency=concurrency, queue=queue)
+    pool = ExecutionWorkerPool(settings, concurrency=concurrency, queue=names)
     pool.start(burst=burst, logging_level=settings.log_level)
 
 
