@@ -72,6 +72,19 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and every process below it, including the children they have
+    already reaped (fork isolation's work horses, recycled worker processes)."""
+    ticks = 0
+    for each in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile: its parent's reaped-children total has it
+        ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def workers_registered(connection: Redis) -> int:
     return int(connection.scard("rq:workers"))
 

@@ -1,6 +1,10 @@
-"""Memory: RSS of idle worker processes, and of a whole pool at concurrency 5 after 1,000 executions.
+"""Memory of a concurrency-5 pool (one container): RSS and PSS, idle and after N executions.
 
-    python bench/memory.py [--executions 1000] [--isolation fork,inline]
+    python -m bench.memory [--executions 1000] [--isolation supervised,fork]
+
+RSS counts every page a process maps, shared or not, so five forked workers "use" five times the pages
+they share copy-on-write with their supervisor; PSS divides each shared page among the processes sharing
+it, so the pool's PSS is what the container really costs (what a cgroup's memory limit sees, near enough).
 """
 
 from __future__ import annotations
@@ -18,16 +22,31 @@ from nodedrop_rq.settings import Settings
 from nodedrop_rq.submit import submit_execution
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+def _kb(path: str, field: str) -> float:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+    except OSError:
+        pass
     return 0.0
 
 
-def worker_pids(connection: Redis) -> list[int]:
-    keys = connection.smembers("rq:workers")
-    return [int(connection.hget(k, "pid")) for k in keys if connection.hget(k, "pid")]
+def rss_mb(pid: int) -> float:
+    return _kb(f"/proc/{pid}/status", "VmRSS:") / 1024
+
+
+def pss_mb(pid: int) -> float:
+    return _kb(f"/proc/{pid}/smaps_rollup", "Pss:") / 1024
+
+
+def tree(pid: int) -> dict[str, float]:
+    pids = [pid, *descendants(pid)]
+    workers = pids[1:] or pids
+    return {"processes": len(pids), "rss_mb": round(sum(rss_mb(p) for p in pids), 1),
+            "pss_mb": round(sum(pss_mb(p) for p in pids), 1),
+            "worker_rss_mb": round(max(rss_mb(p) for p in workers), 1),
+            "worker_pss_mb": round(max(pss_mb(p) for p in workers), 1)}
 
 
 def measure(url: str, isolation: str, count: int) -> dict[str, object]:
@@ -38,34 +57,34 @@ def measure(url: str, isolation: str, count: int) -> dict[str, object]:
     try:
         wait_until(lambda: workers_registered(connection) >= 5, 60, "workers")
         time.sleep(2)
-        idle = [rss_mb(pid) for pid in worker_pids(connection)]
-        pool_before = rss_mb(pool.pid) + sum(rss_mb(p) for p in descendants(pool.pid))
+        idle = tree(pool.pid)
         settings = Settings(redis_url=url)
         workflow = trivial_workflow()
         for i in range(count):
             submit_execution(workflow, {"n": i}, connection=connection, settings=settings)
-        wait_until(lambda: connection.zcard("rq:finished:executions") >= count, 300, "executions")
+        wait_until(lambda: int(connection.hget(f"nodedrop:counters:{settings.queue}", "completed") or 0) >= count,
+                   300, "executions")
         time.sleep(1)
-        after = [rss_mb(pid) for pid in worker_pids(connection)]
-        pool_after = rss_mb(pool.pid) + sum(rss_mb(p) for p in descendants(pool.pid))
+        after = tree(pool.pid)
     finally:
         stop(pool)
-    return {"isolation": isolation, "idle_worker_rss_mb": round(max(idle), 1),
-            "worker_rss_after_mb": round(max(after), 1), "pool_rss_idle_mb": round(pool_before, 1),
-            "pool_rss_after_mb": round(pool_after, 1), "executions": count}
+    return {"isolation": isolation, "executions": count, "idle": idle, "after": after}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--executions", type=int, default=1000)
-    parser.add_argument("--isolation", default="fork,inline")
+    parser.add_argument("--isolation", default="supervised,fork")
     args = parser.parse_args()
     with EmbeddedRedis() as server:
         rows = [measure(server.url, isolation, args.executions) for isolation in args.isolation.split(",")]
-    print(f"\n{'isolation':<10}{'idle worker':>13}{'worker after':>14}{'pool idle':>11}{'pool after':>12}  (MB RSS)")
+    print(f"\n{'isolation':<12}{'when':<7}{'procs':>6}{'pool RSS':>10}{'pool PSS':>10}{'worker RSS':>12}"
+          f"{'worker PSS':>12}  (MB)")
     for row in rows:
-        print(f"{row['isolation']:<10}{row['idle_worker_rss_mb']:>13.1f}{row['worker_rss_after_mb']:>14.1f}"
-              f"{row['pool_rss_idle_mb']:>11.1f}{row['pool_rss_after_mb']:>12.1f}")
+        for when in ("idle", "after"):
+            m = row[when]
+            print(f"{row['isolation']:<12}{when:<7}{m['processes']:>6}{m['rss_mb']:>10.1f}{m['pss_mb']:>10.1f}"
+                  f"{m['worker_rss_mb']:>12.1f}{m['worker_pss_mb']:>12.1f}")
     print(f"wrote {write_result('memory', {'args': vars(args), 'rows': rows})}")
 
 

@@ -4,6 +4,9 @@ Kubernetes probes pick the mode per service).
 
     nodedrop-healthcheck [api]    GET the API's /api/health (200 = healthy; 503 when Redis is unreachable)
     nodedrop-healthcheck exporter GET the exporter's /health (200 = it can read Redis)
+    nodedrop-healthcheck worker-http
+                                  GET the worker pool's /healthz/readiness on NODEDROP_WORKER_HEALTH_PORT
+                                  (the pool serves, and Redis answers)
     nodedrop-healthcheck worker   this host runs at least one ExecutionWorker with a fresh heartbeat in Redis
     nodedrop-healthcheck worker-liveness
                                   the same, but healthy while Redis cannot be reached: for a liveness probe,
@@ -11,7 +14,7 @@ Kubernetes probes pick the mode per service).
                                   themselves, and a restart would kill the executions they still run)
 
 Exit 0 when healthy, 1 otherwise, with one line saying why (Docker keeps it in `docker inspect`).
-A second argument overrides the URL of the api and exporter modes: ``nodedrop-healthcheck api URL``.
+A second argument overrides the URL of the api, exporter and worker-http modes: ``nodedrop-healthcheck api URL``.
 """
 
 from __future__ import annotations
@@ -94,10 +97,23 @@ def main(argv: list[str]) -> int:
         ok, why = check_http(override or f"http://127.0.0.1:{settings.api_port}/api/health")
     elif mode == "exporter":
         ok, why = check_http(override or f"http://127.0.0.1:{settings.exporter_port}/health")
+    elif mode == "worker-http":
+        if not (override or settings.worker_health_port):
+            print("unhealthy: NODEDROP_WORKER_HEALTH_PORT is not set, so the pool serves no health port")
+            return 1
+        ok, why = check_http(override or f"http://127.0.0.1:{settings.worker_health_port}/healthz/readiness")
     elif mode in ("worker", "worker-liveness"):
+        from nodedrop_rq.routing import worker_settings
+
+        # The workers register on the Redis of their queue: EXECUTION_QUEUE's (EXECUTION_QUEUE_REDIS_URLS).
+        try:
+            settings = worker_settings(settings, [settings.queue])[0]
+        except SettingsError as exc:
+            print(f"unhealthy: {exc}")
+            return 1
         ok, why = check_worker(settings, socket.gethostname(), unreachable_ok=mode == "worker-liveness")
     else:
-        print(f"usage: nodedrop-healthcheck [api|exporter|worker|worker-liveness] [URL] (got {mode!r})")
+        print(f"usage: nodedrop-healthcheck [api|exporter|worker-http|worker|worker-liveness] [URL] (got {mode!r})")
         return 2
     print(("healthy: " if ok else "unhealthy: ") + why)
     return 0 if ok else 1

@@ -17,7 +17,9 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 
+from exporter.desired import RateWindow, desired_workers
 from nodedrop_rq import counters, keys
+from nodedrop_rq.routing import QueueRouter, RedisServer
 from nodedrop_rq.rq_integration import names
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.stats import add_count_commands
@@ -55,13 +57,22 @@ def _distribution_version(name: str) -> str:
 
 
 class NodedropCollector(Collector):
-    def __init__(self, connection: Redis, settings: Settings) -> None:
+    def __init__(self, connection: Redis, settings: Settings, router: QueueRouter | None = None) -> None:
         self.connection = connection
         self.settings = settings
         self._oldest = connection.register_script(_OLDEST_ENQUEUED_AT)
         self.last_error: str | None = None
+        self.rates = RateWindow()
+        # Queues on several Redis servers (EXECUTION_QUEUE_REDIS_URLS): exporter/fleet.py reads each.
+        self.router = router or QueueRouter(settings, home_client=connection)
+        self.server_errors: dict[str, str] = {}
 
     def collect(self) -> Iterator[Metric]:
+        if self.router.multi:
+            from exporter.fleet import collect_fleet
+
+            yield from collect_fleet(self)
+            return
         started = time.perf_counter()
         up = GaugeMetricFamily("nodedrop_redis_up", "1 when the last scrape could read Redis, else 0.")
         try:
@@ -85,18 +96,23 @@ class NodedropCollector(Collector):
         took.add_metric([], time.perf_counter() - started)
         yield took
 
-    def _collect_from_redis(self) -> Iterator[Metric]:
-        with self.connection.pipeline(transaction=False) as pipe:
+    def _collect_from_redis(self, server: RedisServer | None = None) -> Iterator[Metric]:
+        """Everything one Redis holds: REDIS_URL's, or ``server``'s (its queues; schedules if it is home)."""
+        connection = server.client if server is not None else self.connection
+        with connection.pipeline(transaction=False) as pipe:
             pipe.smembers(keys.queues())
             pipe.smembers(names.WORKERS)
             pipe.info("memory")
             pipe.zcard(keys.SCHEDULED_JOBS)
             pipe.zrange(keys.SCHEDULED_JOBS, 0, 0, withscores=True)
             queue_members, worker_keys, memory, schedules, earliest = pipe.execute()
-        queues = sorted({_s(q) for q in queue_members} | {self.settings.queue})
+        queues = sorted({_s(q) for q in queue_members} | {self.settings.queue}) if server is None else \
+            self.router.queues_on(server, queue_members)
+        if server is None:  # several servers: each scrape sees one server's queues, which must not forget the rest
+            self.rates.forget_except(set(queues))
         worker_keys = sorted(_s(k) for k in worker_keys)
 
-        with self.connection.pipeline(transaction=False) as pipe:
+        with connection.pipeline(transaction=False) as pipe:
             for queue in queues:
                 add_count_commands(pipe, queue)
                 self._oldest(keys=[names.queue(queue)], args=[names.JOB_KEY_PREFIX], client=pipe)
@@ -114,13 +130,23 @@ class NodedropCollector(Collector):
                                    "Age of the oldest waiting execution (0 when none waits).", labels=["queue"])
         desired = GaugeMetricFamily(
             "nodedrop_workers_desired",
-            "Worker containers to run: ceil((waiting + active) / EXECUTION_WORKER_CONCURRENCY).",
+            "Worker containers that keep the queue wait under EXECUTION_TARGET_WAIT_SECONDS: "
+            "ceil((max(arrival rate * mean duration, active) + waiting * mean duration / target) "
+            "/ EXECUTION_WORKER_CONCURRENCY).",
+            labels=["queue"])
+        by_depth = GaugeMetricFamily(
+            "nodedrop_workers_desired_by_depth",
+            "Worker containers to run everything that waits or runs now: "
+            "ceil((waiting + active) / EXECUTION_WORKER_CONCURRENCY).",
             labels=["queue"])
         totals = {field: CounterMetricFamily(f"nodedrop_executions_{field}", help_text, labels=["queue"])
                   for field, help_text in _COUNTERS}
         duration = HistogramMetricFamily("nodedrop_execution_duration_seconds",
                                          "Run time of execution attempts that ended (succeeded or failed).",
                                          labels=["queue"])
+        wait = HistogramMetricFamily("nodedrop_queue_wait_seconds",
+                                     "Seconds from an execution's enqueue (a retry: its due time) to its "
+                                     "attempt's start.", labels=["queue"])
         retained = GaugeMetricFamily(
             "nodedrop_executions_retained",
             "Executions whose state Redis keeps: unfinished ones, and those that succeeded or failed and are "
@@ -136,9 +162,19 @@ class NodedropCollector(Collector):
                                 ("failed", failed), ("scheduled", scheduled)):
                 gauges[name].add_metric([queue], int(value))
             oldest.add_metric([queue], _age(oldest_at, now))
-            desired.add_metric([queue], math.ceil((int(waiting) + int(active)) / self.settings.worker_concurrency))
+            concurrency = self.settings.worker_concurrency
+            by_depth.add_metric([queue], math.ceil((int(waiting) + int(active)) / concurrency))
             active_total += int(active)
             raw = counters.decode(raw_counters)
+            wait_buckets = counters.cumulative_buckets(raw, counters.WAIT_BUCKETS, counters.WAIT_BUCKET_PREFIX)
+            rates = self.rates.observe(queue, starts=wait_buckets[-1][1], waiting=int(waiting),
+                                       ended=float(raw.get(counters.DURATION_COUNT, 0)),
+                                       duration_sum=float(raw.get(counters.DURATION_SUM, 0)))
+            desired.add_metric([queue], desired_workers(
+                waiting=int(waiting), active=int(active), arrival_rate=rates.arrival_rate,
+                mean_duration=rates.mean_duration, target_wait=self.settings.target_wait_seconds,
+                concurrency=concurrency))
+            wait.add_metric([queue], wait_buckets, sum_value=float(raw.get(counters.WAIT_SUM, 0)))
             for field, _ in _COUNTERS:
                 totals[field].add_metric([queue], float(raw.get(field, 0)))
             duration.add_metric([queue], counters.cumulative_buckets(raw),
@@ -148,10 +184,17 @@ class NodedropCollector(Collector):
         yield oldest
         yield from totals.values()
         yield duration
+        yield wait
         yield desired
+        yield by_depth
         yield retained
+        target = GaugeMetricFamily("nodedrop_queue_wait_target_seconds",
+                                   "EXECUTION_TARGET_WAIT_SECONDS: the queue wait nodedrop_workers_desired aims at.")
+        target.add_metric([], self.settings.target_wait_seconds)
+        yield target
         yield from self._worker_metrics(values[len(queues) * per_queue:], now, active_total)
-        yield from _schedule_metrics(schedules, earliest, now)
+        if server is None or server.home:
+            yield from _schedule_metrics(schedules, earliest, now)
         used_bytes = float(memory.get("used_memory", 0))
         used = GaugeMetricFamily("nodedrop_redis_memory_used_bytes", "Redis used_memory.")
         used.add_metric([], used_bytes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from redis import Redis, SSLConnection
@@ -15,6 +15,9 @@ from redis.sentinel import Sentinel, SentinelManagedConnection
 from nodedrop_rq.errors import RedisRefused
 from nodedrop_rq.rq_integration.names import SERIALIZER, SERIALIZER_PATH  # noqa: F401 - re-exported
 from nodedrop_rq.settings import SentinelTarget, Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis as AsyncRedis
 
 # Each question to a sentinel (where is the master?) is one small reply: a sentinel that does not answer
 # within this is skipped for the next one, instead of hanging the client during the very failover.
@@ -159,3 +162,29 @@ def wait_for_redis(connection: Redis, url: str, log: logging.Logger | None = Non
                 return False
             time.sleep(0.2)
         delay = min(delay * 2, max_delay)
+
+
+def async_redis_from_settings(settings: Settings, socket_timeout: float | None = None,
+                              max_connections: int | None = None) -> AsyncRedis:
+    """An asyncio client for ``settings.redis_url`` (plain or Sentinel), for the API's long-lived reads
+    (event streams block in XREAD without holding a thread)."""
+    # Imported here: only the API's event streams use asyncio, and worker processes would carry it for nothing.
+    from redis.asyncio import Redis as AsyncRedis
+    from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+
+    target = settings.redis_sentinel
+    if target is None:
+        return AsyncRedis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=socket_timeout,
+                                   max_connections=max_connections, health_check_interval=30)
+    tls: dict[str, Any] = {}
+    if target.tls:
+        tls = {"ssl": True, "ssl_ca_certs": target.ssl_ca_certs, "ssl_cert_reqs": target.ssl_cert_reqs or "required"}
+    sentinel = AsyncSentinel(
+        list(target.sentinels),
+        sentinel_kwargs={"username": target.sentinel_username, "password": target.sentinel_password,
+                         "socket_connect_timeout": SENTINEL_SOCKET_TIMEOUT, "socket_timeout": SENTINEL_SOCKET_TIMEOUT,
+                         **tls},
+    )
+    return sentinel.master_for(target.service_name, db=target.db, username=target.username,
+                               password=target.password, socket_connect_timeout=2.0, socket_timeout=socket_timeout,
+                               max_connections=max_connections, **tls)

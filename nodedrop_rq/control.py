@@ -124,7 +124,8 @@ class ExecutionControl:
 
     def _failed(self, execution_id: str, found: dict[str, Any] | None, job: Any,
                 queue: str | None, traceback: str | None = None) -> FailedExecution:
-        exc = (queueing.exc_string(job) if job is not None else None) or traceback
+        exc = (queueing.exc_string(job) if job is not None else None) or state.traceback_text(
+            traceback, (found or {}).get("error"))
         return FailedExecution(
             id=execution_id,
             queue=(job.origin if job else None) or queue or self.settings.queue,

@@ -24,9 +24,20 @@ CANCELLED = "cancelled"
 DURATION_COUNT = "duration_count"
 DURATION_SUM = "duration_sum"
 
+# Queue wait (enqueue, or a retry's due time, to the attempt's start), observed by the start transition
+# in the same hash: wait_sum and one non-cumulative wait_bucket:<le> per observation (no count field: the
+# count is the buckets' total, which saves the start one command).
+# Finer at the low end than the durations: an idle pool starts an execution within milliseconds, and
+# EXECUTION_TARGET_WAIT_SECONDS (5 by default) should fall on a boundary.
+WAIT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+                                   600, 1800, 3600)
+WAIT_SUM = "wait_sum"
+WAIT_BUCKET_PREFIX = "wait_bucket:"
+DURATION_BUCKET_PREFIX = "bucket:"
 
-def bucket_field(upper: float) -> str:
-    return "bucket:+Inf" if math.isinf(upper) else f"bucket:{upper:g}"
+
+def bucket_field(upper: float, prefix: str = DURATION_BUCKET_PREFIX) -> str:
+    return f"{prefix}+Inf" if math.isinf(upper) else f"{prefix}{upper:g}"
 
 
 def bucket_for(seconds: float) -> str:
@@ -46,12 +57,14 @@ def record_outcome(pipeline: Pipeline, queue: str, outcome: str, duration: float
         pipeline.hincrby(key, bucket_for(duration), 1)
 
 
-def cumulative_buckets(raw: Mapping[str, str]) -> list[tuple[str, float]]:
-    """Prometheus-style cumulative buckets ``[(le, count), ..., ("+Inf", count)]`` from a counters hash."""
+def cumulative_buckets(raw: Mapping[str, str], bounds: tuple[float, ...] = DURATION_BUCKETS,
+                       prefix: str = DURATION_BUCKET_PREFIX) -> list[tuple[str, float]]:
+    """Prometheus-style cumulative buckets ``[(le, count), ..., ("+Inf", count)]`` from a counters hash
+    (the duration histogram by default; ``WAIT_BUCKETS, WAIT_BUCKET_PREFIX`` for the queue wait)."""
     running = 0.0
     out: list[tuple[str, float]] = []
-    for upper in (*DURATION_BUCKETS, math.inf):
-        running += float(raw.get(bucket_field(upper), 0))
+    for upper in (*bounds, math.inf):
+        running += float(raw.get(bucket_field(upper, prefix), 0))
         out.append(("+Inf" if math.isinf(upper) else f"{upper:g}", running))
     return out
 

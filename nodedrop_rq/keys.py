@@ -78,5 +78,38 @@ def schedule_fires() -> str:
     return f"{PREFIX}:schedule-fires"
 
 
+def execution_events(execution_id: str) -> str:
+    """Stream: the execution's events, as published on ``EVENTS_CHANNEL`` (capped at
+    ``EVENT_LOG_MAX_ENTRIES``, approximately). Written by the transition and progress scripts together
+    with the publish; TTL the state's while active, ``EVENT_LOG_TERMINAL_TTL`` after the terminal event.
+    Read by ``GET /api/executions/{id}/events`` and ``submit --wait``: stream ids are the SSE ids."""
+    return f"{PREFIX}:events:{execution_id}"
+
+
+EVENT_LOG_MAX_ENTRIES = 1000
+# Seconds an event log outlives its execution's terminal event: enough for a client to reconnect and
+# read the end, short enough that finished executions keep no log (the state hash still answers).
+EVENT_LOG_TERMINAL_TTL = 60
+
+# Search indexes: sorted sets of execution ids scored by creation time (Unix seconds). The submit adds
+# an execution to its status's index and its workflow-and-status's; every transition script moves it
+# between them (a search without a status merges the six). No TTL: entries older than the longest an execution
+# can live are trimmed by score when an index is read, and entries whose state expired sooner are removed
+# by the read that meets them (nodedrop_rq/search.py).
+SEARCH_PREFIX = f"{PREFIX}:search"
+
+
+def search_status(status: str) -> str:
+    return f"{SEARCH_PREFIX}:status:{status}"
+
+
+# The status (which has no ':') first, so that no workflow id can collide with another's key.
+SEARCH_WORKFLOW_STATUS = f"{SEARCH_PREFIX}:workflow-status:"
+
+
+def search_workflow_status(workflow_id: str, status: str) -> str:
+    return f"{SEARCH_WORKFLOW_STATUS}{status}:{workflow_id}"
+
+
 # rq-scheduler's sorted set of schedules (score = next firing, Unix seconds).
 SCHEDULED_JOBS = "rq:scheduler:scheduled_jobs"

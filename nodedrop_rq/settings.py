@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
@@ -55,9 +56,20 @@ class Settings:
     queue: str = "executions"
     retry_intervals: tuple[int, ...] = (2, 4, 8)
     job_timeout: int = 900
-    # fork: each execution in a forked process (RQ's Worker; a crash or OOM loses only that attempt).
-    # inline: in the worker process itself (like RQ's SimpleWorker; several times the throughput).
-    isolation: str = "fork"
+    # supervised: in long-lived worker processes watched by a supervisor (the pool, or one the worker
+    #   starts under plain `rq worker`), which fails a dead process's attempt at once, kills one that
+    #   overruns the job timeout and recycles processes; no fork per execution.
+    # fork: each execution in a forked process (RQ's Worker): a fresh process per execution, 8x slower.
+    # inline: in the worker process itself with no supervisor of its own under plain `rq worker` (under
+    #   `nodedrop-rq worker` the pool supervises it, as for supervised).
+    isolation: str = "supervised"
+    # A worker process is replaced by a fresh one after this many executions (0 = never), or when its
+    # resident memory passes this many MB after an execution (0 = no ceiling): leaks stay bounded.
+    worker_max_jobs: int = 10_000
+    worker_max_memory_mb: int = 512
+    # Seconds past the job timeout after which the supervisor kills a process whose execution did not
+    # stop by itself (a node blocked in C code, where the in-process timeout cannot reach it).
+    timeout_kill_grace: int = 5
     # Memory one execution may allocate (RLIMIT_DATA of the horse, or of the inline worker); 0 = no limit.
     memory_limit_mb: int = 1024
     # Failed executions wait here for manual review (RQ's FailedJobRegistry TTL).
@@ -74,10 +86,20 @@ class Settings:
     api_port: int = 8080
     exporter_host: str = "0.0.0.0"
     exporter_port: int = 9727
+    # `nodedrop-rq worker`'s health/metrics port (/healthz, /healthz/readiness, /metrics); 0 = none.
+    worker_health_host: str = "0.0.0.0"
+    worker_health_port: int = 0
+    # The queue wait nodedrop_workers_desired aims to keep executions under (seconds).
+    target_wait_seconds: float = 5.0
     max_body_bytes: int = 1_048_576
     # Seconds a request body may take to arrive in full: a client that declares more than it sends (or
     # trickles it) gets a 408 instead of holding the request open forever.
     api_body_timeout: int = 10
+    # GET /api/executions/{id}/events: seconds one event stream may stay open (the client reconnects with
+    # Last-Event-ID and misses nothing), seconds between heartbeat comments, streams open at once per process.
+    sse_max_seconds: int = 1800
+    sse_heartbeat: int = 15
+    sse_max_connections: int = 200
     # Workflow limits, enforced at validation (submit time).
     max_nodes: int = 500
     max_input_items: int = 10_000
@@ -104,6 +126,10 @@ class Settings:
     # lets one scheduler fire at a time (a standby takes over within lock TTL + interval of a crash).
     scheduler_interval: int = 1
     scheduler_lock_ttl: int = 5
+    # Queues on other Redis servers than REDIS_URL's (queue -> URL); see nodedrop_rq/routing.py.
+    queue_redis_urls: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # Sharded queues: a name submits go to -> the queues a hash of the workflow id picks from.
+    queue_shards: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @cached_property
     def redis_sentinel(self) -> SentinelTarget | None:
@@ -144,7 +170,11 @@ class Settings:
             retry_intervals=_int_list(env, "EXECUTION_RETRY_INTERVALS", d.retry_intervals),
             job_timeout=_int(env, "EXECUTION_JOB_TIMEOUT", d.job_timeout, minimum=1),
             memory_limit_mb=_int(env, "EXECUTION_MEMORY_LIMIT_MB", d.memory_limit_mb, minimum=0),
-            isolation=_choice(env, "EXECUTION_ISOLATION", d.isolation.upper(), ("FORK", "INLINE")).lower(),
+            isolation=_choice(env, "EXECUTION_ISOLATION", d.isolation.upper(),
+                              ("SUPERVISED", "FORK", "INLINE")).lower(),
+            worker_max_jobs=_int(env, "EXECUTION_WORKER_MAX_JOBS", d.worker_max_jobs, minimum=0),
+            worker_max_memory_mb=_int(env, "EXECUTION_WORKER_MAX_MEMORY_MB", d.worker_max_memory_mb, minimum=0),
+            timeout_kill_grace=_int(env, "EXECUTION_TIMEOUT_KILL_GRACE", d.timeout_kill_grace, minimum=1),
             failure_ttl=_int(env, "EXECUTION_FAILURE_TTL", d.failure_ttl, minimum=1),
             worker_ttl=_int(env, "EXECUTION_WORKER_TTL", d.worker_ttl, minimum=16),
             maintenance_interval=_int(env, "EXECUTION_MAINTENANCE_INTERVAL", d.maintenance_interval, minimum=1),
@@ -157,8 +187,16 @@ class Settings:
             api_port=_int(env, "NODEDROP_API_PORT", d.api_port, minimum=1, maximum=65535),
             exporter_host=env.get("NODEDROP_EXPORTER_HOST", d.exporter_host) or d.exporter_host,
             exporter_port=_int(env, "NODEDROP_EXPORTER_PORT", d.exporter_port, minimum=1, maximum=65535),
+            worker_health_host=env.get("NODEDROP_WORKER_HEALTH_HOST", d.worker_health_host) or d.worker_health_host,
+            worker_health_port=_int(env, "NODEDROP_WORKER_HEALTH_PORT", d.worker_health_port, minimum=0,
+                                    maximum=65535),
+            target_wait_seconds=_float(env, "EXECUTION_TARGET_WAIT_SECONDS", d.target_wait_seconds, minimum=0.001),
             max_body_bytes=_int(env, "NODEDROP_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
             api_body_timeout=_int(env, "NODEDROP_API_BODY_TIMEOUT", d.api_body_timeout, minimum=1, maximum=3600),
+            sse_max_seconds=_int(env, "NODEDROP_SSE_MAX_SECONDS", d.sse_max_seconds, minimum=1, maximum=86400),
+            sse_heartbeat=_int(env, "NODEDROP_SSE_HEARTBEAT", d.sse_heartbeat, minimum=1, maximum=300),
+            sse_max_connections=_int(env, "NODEDROP_SSE_MAX_CONNECTIONS", d.sse_max_connections, minimum=1,
+                                     maximum=100_000),
             max_nodes=_int(env, "WORKFLOW_MAX_NODES", d.max_nodes, minimum=1),
             max_input_items=_int(env, "WORKFLOW_MAX_ITEMS", d.max_input_items, minimum=1),
             max_expression_length=_int(env, "WORKFLOW_MAX_EXPRESSION_LENGTH", d.max_expression_length, minimum=1),
@@ -178,12 +216,14 @@ class Settings:
             ),
             scheduler_interval=_int(env, "NODEDROP_SCHEDULER_INTERVAL", d.scheduler_interval, minimum=1, maximum=60),
             scheduler_lock_ttl=_int(env, "NODEDROP_SCHEDULER_LOCK_TTL", d.scheduler_lock_ttl, minimum=2, maximum=300),
+            queue_redis_urls=_queue_redis_urls(env, "EXECUTION_QUEUE_REDIS_URLS"),
+            queue_shards=_queue_shards(env, "EXECUTION_QUEUE_SHARDS"),
         )
 
 
 # Variables that may instead be given as NAME_FILE, the path of a file holding the value (Docker and
 # Kubernetes secrets mounted as files stay out of the environment, `docker inspect` and /proc/*/environ).
-SECRET_VARIABLES = ("REDIS_URL", "NODEDROP_API_TOKEN")
+SECRET_VARIABLES = ("REDIS_URL", "EXECUTION_QUEUE_REDIS_URLS", "NODEDROP_API_TOKEN")
 # deploy/k8s ships this in its Secret so that applying the manifests unedited cannot start an API that a
 # guessable token opens: a token that starts with it stops the process at start.
 API_TOKEN_PLACEHOLDER = "REPLACE_ME"  # noqa: S105 - the marker of a missing token, not one
@@ -246,6 +286,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maxi
         raise _bad(name, raw, f"must be at least {minimum}")
     if maximum is not None and value > maximum:
         raise _bad(name, raw, f"must be at most {maximum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _bad(name, raw, "expected a number of seconds, e.g. 5 or 0.5") from None
+    if not value >= minimum or value == float("inf"):  # also refuses nan
+        raise _bad(name, raw, f"must be a finite number of at least {minimum:g}")
     return value
 
 
@@ -332,6 +385,69 @@ def check_redis_url(raw: str, name: str = "REDIS_URL") -> str:
     if parts.scheme != "unix" and not parts.hostname:
         raise SettingsError(f"invalid {name}: no host")
     return raw
+
+
+# An entry of EXECUTION_QUEUE_REDIS_URLS begins with `queue=scheme://`; commas inside a URL (a Sentinel
+# URL's host list) are not followed by that, so they do not split entries.
+_MAP_ENTRY_START = re.compile(r",(?=\s*[^,=\s]+\s*=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def queue_name_problem(queue: str) -> str | None:
+    if not queue:
+        return "an empty queue name (a stray comma or separator?)"
+    if not all(c.isalnum() or c in "-_.:" for c in queue):
+        return f"queue name {queue!r} may use letters, digits and - _ . : only"
+    return None
+
+
+def _queue_redis_urls(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    """``orders=redis://a:6379/0,reports=redis+sentinel://s1:26379,s2:26379/reports/0``. Errors name the
+    entry's queue, never the URL (it may hold a password)."""
+    raw = _raw(env, name)
+    if raw is None:
+        return ()
+    out: dict[str, str] = {}
+    for entry in _MAP_ENTRY_START.split(raw):
+        queue, equals, url = (part.strip() for part in entry.partition("="))
+        if not equals:
+            raise SettingsError(f"invalid {name}: entry {len(out) + 1} is not queue=redis-url "
+                                f"(e.g. orders=redis://redis-a:6379/0)")
+        problem = queue_name_problem(queue)
+        if problem:
+            raise SettingsError(f"invalid {name}: {problem}")
+        if queue in out:
+            raise SettingsError(f"invalid {name}: queue {queue!r} is given twice")
+        if not url:
+            raise SettingsError(f"invalid {name}: queue {queue!r} has no URL")
+        if url.endswith(","):
+            raise SettingsError(f"invalid {name}: a stray comma after the URL of queue {queue!r}")
+        out[queue] = check_redis_url(url, f"{name} (queue {queue})")
+    return tuple(out.items())
+
+
+def _queue_shards(env: Mapping[str, str], name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``orders=orders-0|orders-1|orders-2,reports=reports-a|reports-b``."""
+    raw = _raw(env, name)
+    if raw is None:
+        return ()
+    out: dict[str, tuple[str, ...]] = {}
+    taken: set[str] = set()
+    for entry in raw.split(","):
+        group, equals, listed = (part.strip() for part in entry.partition("="))
+        shards = tuple(s.strip() for s in listed.split("|"))
+        if not equals or not listed:
+            raise _bad(name, raw, f"entry {entry.strip()!r} is not name=shard|shard... (e.g. orders=orders-0|orders-1)")
+        for queue in (group, *shards):
+            problem = queue_name_problem(queue)
+            if problem:
+                raise _bad(name, raw, problem)
+        if group in out or group in taken:
+            raise _bad(name, raw, f"{group!r} is given twice")
+        if len(set(shards)) != len(shards) or taken & set(shards) or group in shards or set(shards) & set(out):
+            raise _bad(name, raw, f"the shards of {group!r} repeat a queue; each queue belongs to one group")
+        out[group] = shards
+        taken.update(shards)
+    return tuple(out.items())
 
 
 def parse_sentinel_url(raw: str, name: str = "REDIS_URL") -> SentinelTarget:

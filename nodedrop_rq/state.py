@@ -15,8 +15,9 @@ nodes            JSON: {nodeId: [status, type, name or null when it is the id, s
                  ms after the attempt's startedAt), durationMs, outputCount, error]} with trailing nulls
                  left out; read back as {nodeId: {name, type, status, startedAt, finishedAt, durationMs,
                  outputCount, error}}
-excString        the innermost frame's location and the exception of a failed node's traceback, without
-                 its header line (``failed show``); other failures keep their traceback in the RQ job
+excString        the innermost frame's location of a failed node's traceback (``failed show``; the header
+                 and the exception line are put back by :func:`traceback_text`); other failures keep their
+                 traceback in the RQ job
 attempt:<n>      JSON {r: startedAt (ms after createdAt), d: finishedAt (ms after the start), st: status
                  (left out for a failed attempt, which has e), e: {m: message, k: kind} (1 when it is the
                  previous attempt's), w: worker (left out when it is the previous attempt's)}: one field
@@ -24,8 +25,7 @@ attempt:<n>      JSON {r: startedAt (ms after createdAt), d: finishedAt (ms afte
                  read back as the list ``attempts`` of {attempt, startedAt, finishedAt, status, error,
                  worker}
 output           JSON list of items of the final node(s), once succeeded
-error            JSON {nodeId, nodeType, nodeName, message, kind} of the last failure (the node's type, name
-                 and error are read from its node record when they are left out)
+error            JSON {nodeId, nodeType, nodeName, message, kind} of the last failure
 cancelRequested  "1" once a cancel was asked for a running execution
 idempotencyKey   the key it was submitted with, if any
 requeues         how often it was requeued from the failed registry by hand
@@ -47,6 +47,7 @@ from redis import Redis
 from redis.client import Pipeline
 
 from nodedrop_rq import jsontext, keys
+from nodedrop_rq.errors import ExecutionFailed
 from nodedrop_rq.execution.scripts import CHUNK
 
 # The statuses and their transitions live in nodedrop_rq.execution.status; re-exported for readers.
@@ -157,14 +158,15 @@ class ExecutionStore:
         return [decode_state(raw, i) if raw else None for raw, i in zip(raws, execution_ids, strict=True)]
 
     def tracebacks(self, execution_ids: list[str]) -> list[str | None]:
-        """The traceback kept in each execution's state (``excString``), or None."""
+        """What each execution's state keeps of a node failure's traceback (``excString``; read it with
+        :func:`traceback_text`), or None."""
         names = ["excString", *(f"excString#{n}" for n in range(1, _TRACEBACK_PIECES))]
         with self.connection.pipeline(transaction=False) as pipe:
             for execution_id in execution_ids:
                 pipe.hmget(keys.execution(execution_id), names)
             replies = pipe.execute()
-        return [traceback_text(joined({n: v for n, v in zip(names, reply, strict=True) if v is not None})
-                               .get("excString")) for reply in replies]
+        return [joined({n: v for n, v in zip(names, reply, strict=True) if v is not None}).get("excString")
+                for reply in replies]
 
 
 
@@ -254,37 +256,19 @@ def decode_nodes(text: str | None, since: str | None) -> dict[str, Any]:
     return {node_id: _node(node_id, stored, base) for node_id, stored in nodes.items()}
 
 
-def error_without_node_names(error: dict[str, Any], nodes: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
-    """The error as stored: its node's type and name, and the message when it is the node's error, are left
-    out when the nodes record has them (:func:`decode_state` puts them back)."""
-    node = (nodes or {}).get(error.get("nodeId")) if isinstance(error.get("nodeId"), str) else None
-    if node is None or (node.get("type"), node.get("name")) != (error.get("nodeType"), error.get("nodeName")):
-        return error
-    left_out = ("nodeType", "nodeName", "message") if node.get("error") == error.get("message") else (
-        "nodeType", "nodeName")
-    return {k: v for k, v in error.items() if k not in left_out}
-
-
-def _with_node_names(error: Any, nodes: Any) -> Any:
-    if not isinstance(error, dict) or not isinstance(nodes, dict) or "nodeType" in error:
-        return error
-    node = nodes.get(error.get("nodeId")) if isinstance(error.get("nodeId"), str) else None
-    if not isinstance(node, dict):
-        return error
-    named = {"nodeId": error.get("nodeId"), "nodeType": node.get("type"), "nodeName": node.get("name")}
-    if "message" not in error:
-        named["message"] = node.get("error")
-    return {**named, **error}
-
-
 TRACEBACK_HEADER = "Traceback (most recent call last):"
 
 
-def traceback_text(stored: str | None) -> str | None:
-    """A traceback kept in the state (``excString``), with the header line it is stored without."""
+def traceback_text(stored: str | None, error: Any) -> str | None:
+    """A node failure's traceback kept in the state (``excString``: where ExecutionFailed was raised), with
+    the header line and the exception line it is stored without; the latter is ExecutionFailed's text for
+    the execution's ``error``, the error it was raised with."""
     if not stored:
         return None
-    return stored if stored.startswith(TRACEBACK_HEADER) else f"{TRACEBACK_HEADER}\n{stored}"
+    lines = [stored] if stored.startswith(TRACEBACK_HEADER) else [TRACEBACK_HEADER, stored]
+    if isinstance(error, dict) and len(stored.splitlines()) == 1:
+        lines.append(f"{ExecutionFailed.__module__}.{ExecutionFailed.__qualname__}: {ExecutionFailed(error, 0)}")
+    return "\n".join(lines)
 
 
 # Stored keys of an attempt record, and the names it is read back with.
@@ -368,7 +352,6 @@ def decode_state(raw: dict[bytes | str, bytes | str], execution_id: str | None =
         else:
             state[name] = text or None
     state["nodes"] = decode_nodes(nodes_text, state["startedAt"])
-    state["error"] = _with_node_names(state["error"], state["nodes"])
     created = _epoch_ms(fields.get("createdAt"))
     attempts = [_attempt(number, json.loads(text), created if isinstance(created, int) else None)
                 for number, text in attempt_texts]

@@ -11,8 +11,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import ConnectionError, TimeoutError, WatchError
 
-from nodedrop_rq import documents, keys
-from nodedrop_rq.connection import redis_from_settings
+from nodedrop_rq import documents, keys, routing, search
 from nodedrop_rq.errors import SubmitConflict
 from nodedrop_rq.rq_integration import queueing
 from nodedrop_rq.settings import Settings, get_settings
@@ -33,6 +32,8 @@ def submit_execution(
     settings: Settings | None = None,
     queue: str | None = None,
     execution_id: str | None = None,
+    router: routing.QueueRouter | None = None,
+    shard_key: str | None = None,
 ) -> str:
     """Validate ``workflow`` and ``input``, store the execution as ``queued`` and enqueue it, exactly once.
 
@@ -43,15 +44,22 @@ def submit_execution(
     The write is one WATCHed transaction, so redis-py never re-sends it after a lost reply (a re-sent
     MULTI would enqueue the job twice). After a connection error the outcome is read back: the id is
     returned if the execution was stored, and the error is raised only if it was not.
+
+    Without ``connection``, the execution goes to its queue's Redis (``router``, default: one for the
+    settings; see :mod:`nodedrop_rq.routing`); a queue of EXECUTION_QUEUE_SHARDS becomes the shard that
+    ``shard_key`` (default: the workflow's id, else its name) hashes to.
     """
     settings = settings or get_settings()
+    if connection is None:
+        return routing.submit_routed(submit_execution, router or routing.default_router(settings), settings,
+                                     workflow, input, queue, shard_key, idempotency_key=idempotency_key,
+                                     execution_id=execution_id)
     parsed, items = _validated(workflow, input, settings)
     if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
         raise WorkflowInvalid([Problem("idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")])
     if execution_id is not None and not _ID.fullmatch(execution_id):
         raise WorkflowInvalid([Problem("id", "must be 1 to 64 letters, digits, '-' or '_'")])
-    connection = connection or redis_from_settings(settings)
-    queue_name = queue or settings.queue
+    queue_name = routing.shard_queue(settings, queue or settings.queue, shard_key or routing.workflow_key(workflow))
     execution_id = execution_id or uuid.uuid4().hex
     for _ in range(MAX_SUBMIT_TRIES):
         try:
@@ -94,6 +102,7 @@ def _write_once(connection: Redis, settings: Settings, parsed: Workflow, items: 
                      max_attempts=settings.max_attempts, idempotency_key=idempotency_key, workflow=digest,
                      items=items)
         pipe.zadd(keys.active(queue_name), {execution_id: time.time()})
+        search.index_new(pipe, execution_id, search.workflow_id_of(parsed.extra), time.time())
         pipe.sadd(keys.queues(), queue_name)
         pipe.execute()
     return execution_id

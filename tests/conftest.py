@@ -25,16 +25,19 @@ FUNCTIONS_MODULE = "tests.support.functions"
 # for RQ's timers): marked slow here, in one list, so that `pytest -m "not slow"` (the engine, validation,
 # the API in process, the state machine, settings) runs in under a minute on 2 cores.
 SLOW_MODULES = frozenset({
-    "api/test_http_edges.py", "api/test_http_service.py", "api/test_requests.py", "api/test_service.py",
+    "api/test_event_stream.py", "api/test_http_edges.py", "api/test_http_service.py", "api/test_requests.py",
+    "api/test_service.py",
     "conformance/test_worker_pool.py",
-    "deploy/test_prometheus_integration.py",
-    "exporter/test_metrics_endpoint.py", "exporter/test_metrics_lifecycle.py",
+    "deploy/test_prometheus_integration.py", "deploy/test_worker_health_port.py",
+    "exporter/test_metrics_endpoint.py", "exporter/test_metrics_lifecycle.py", "exporter/test_queue_wait.py",
     "faults/test_execution_semantics.py", "faults/test_outage_logs.py", "faults/test_redis_faults.py",
     "faults/test_sentinel.py", "faults/test_tls.py",
     "faults/test_worker_faults.py",
     "fuzz/test_api_openapi_fuzz.py",
+    "multiredis/test_two_servers.py",
     "queue/test_cli.py", "queue/test_cli_errors.py", "queue/test_events_and_kills.py", "queue/test_executions.py",
     "queue/test_inline_isolation.py", "queue/test_resource_limits.py", "queue/test_round_trips.py",
+    "queue/test_supervised_isolation.py",
     "queue/test_worker_lifecycle.py",
     "schedules/test_cli.py", "schedules/test_scheduler.py",
 })
@@ -57,6 +60,21 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 def redis_url(redis_server: EmbeddedRedis) -> str:
     Redis.from_url(redis_server.url).flushall()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def second_redis_server() -> Iterator[EmbeddedRedis]:
+    """Another redis-server, for queues on several Redis servers (EXECUTION_QUEUE_REDIS_URLS)."""
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def second_redis_url(second_redis_server: EmbeddedRedis) -> str:
+    if second_redis_server.process is None:  # a test stopped it (a server outage) and did not restart it
+        second_redis_server.start()
+    Redis.from_url(second_redis_server.url).flushall()
+    return second_redis_server.url
 
 
 @pytest.fixture

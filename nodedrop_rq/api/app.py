@@ -3,10 +3,12 @@
 Routes (all JSON)::
 
     POST /api/executions                     submit a workflow       202 + Location
+    GET  /api/executions                     search, newest first    (search_routes.py)
     GET  /api/executions/failed              failed registry         (manual review)
     GET  /api/executions/{id}                execution state
     POST /api/executions/{id}/cancel         cancel                  200 cancelled, 202 requested
     POST /api/executions/{id}/requeue        run a failed one again  202
+    GET  /api/executions/{id}/events         Server-Sent Events      (event_routes.py)
     GET  /api/health                         queue counts; 503 when Redis is unreachable
 
 With ``NODEDROP_API_TOKEN`` set, every ``/api/executions`` route needs ``Authorization: Bearer <token>``.
@@ -37,10 +39,10 @@ from redis.retry import Retry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from nodedrop_rq import keys
 from nodedrop_rq.api.answers import state_answer
 from nodedrop_rq.api.body import ClientGone, parse_model, read_json_object
 from nodedrop_rq.api.errors import ApiError, problems_error, scrub
+from nodedrop_rq.api.event_routes import build_event_router
 from nodedrop_rq.api.health_routes import build_health_router
 from nodedrop_rq.api.models import (
     ErrorResponse,
@@ -53,12 +55,13 @@ from nodedrop_rq.api.models import (
     UnhealthyResponse,
 )
 from nodedrop_rq.api.schedule_routes import build_schedule_router
-from nodedrop_rq.connection import describe_redis_url, redis_from_settings, redis_url_secrets
-from nodedrop_rq.control import ExecutionControl
+from nodedrop_rq.api.search_routes import build_search_router
+from nodedrop_rq.connection import async_redis_from_settings, describe_redis_url, redis_url_secrets
 from nodedrop_rq.errors import ExecutionNotFound, InvalidOperation
 from nodedrop_rq.jsontext import readable
+from nodedrop_rq.routed import RoutedControl, fleet_stats
+from nodedrop_rq.routing import QueueRouter, RoutedRedisError
 from nodedrop_rq.settings import Settings
-from nodedrop_rq.stats import known_queues, queue_stats
 from nodedrop_rq.submit import submit_execution
 from nodedrop_rq.workflow import Problem, WorkflowInvalid
 
@@ -89,17 +92,22 @@ def create_app(settings: Settings, connection: Redis | None = None,
     timeout); ``health_connection`` serves ``/api/health`` (default: ``connection`` when one is given,
     else a dedicated client with ~1 s timeouts and no retries).
     """
-    owned: list[Redis] = []
-    if connection is None:
-        connection = redis_from_settings(settings, socket_timeout=COMMAND_TIMEOUT)
-        # One quick retry survives a dropped connection; more would only delay the 503.
-        connection.set_retry(Retry(ExponentialBackoff(cap=0.5, base=0.1), 1))
-        owned.append(connection)
-        if health_connection is None:
-            health_connection = _health_client(settings)
-            owned.append(health_connection)
-    health_connection = health_connection or connection
-    control = ExecutionControl(connection, settings)
+    # One client per Redis server (REDIS_URL and EXECUTION_QUEUE_REDIS_URLS); health has its own.
+    # One quick retry survives a dropped connection; more would only delay the 503.
+    queue_router = QueueRouter(
+        settings, socket_timeout=COMMAND_TIMEOUT, home_client=connection,
+        prepare=lambda client: client.set_retry(Retry(ExponentialBackoff(cap=0.5, base=0.1), 1)))
+    health_router = QueueRouter(settings, socket_timeout=HEALTH_SOCKET_TIMEOUT,
+                                socket_connect_timeout=HEALTH_SOCKET_TIMEOUT,
+                                home_client=health_connection or connection,
+                                prepare=lambda client: client.set_retry(Retry(NoBackoff(), 0)))
+    connection = queue_router.home.client
+    health_connection = health_router.home.client
+    owned = [queue_router, health_router]
+    control = RoutedControl(queue_router, settings)
+    # Event streams wait in XREAD BLOCK on the event loop; the read timeout leaves room for the block.
+    stream_client = async_redis_from_settings(settings, socket_timeout=settings.sse_heartbeat + COMMAND_TIMEOUT,
+                                              max_connections=settings.sse_max_connections + 10)
     redis_where = describe_redis_url(settings.redis_url)
     secrets = _secrets(settings)
 
@@ -108,6 +116,7 @@ def create_app(settings: Settings, connection: Redis | None = None,
         yield
         for client in owned:
             client.close()
+        await stream_client.aclose()
 
     app = FastAPI(
         title="nodedrop-rq",
@@ -155,14 +164,13 @@ def create_app(settings: Settings, connection: Redis | None = None,
         try:
             execution_id = await run_in_threadpool(
                 submit_execution, body.workflow, body.input, idempotency_key=idempotency_key,
-                connection=connection, settings=settings)
+                router=queue_router, settings=settings, queue=body.queue, shard_key=body.shardKey)
         except WorkflowInvalid as exc:
             raise problems_error("invalid workflow", exc.problems) from None
         # "queued" for a new execution; a reused idempotency key answers with the first one's status.
         status = "queued"
         if idempotency_key is not None:
-            current = await run_in_threadpool(connection.hget, keys.execution(execution_id), "status")
-            status = current.decode() if isinstance(current, bytes) else (current or status)
+            status = await run_in_threadpool(control.status_of, execution_id) or status
         base = f"{request.scope.get('root_path', '')}/api/executions/{execution_id}"
         response.headers["Location"] = base
         return {"id": execution_id, "status": status, "links": {"self": base, "cancel": f"{base}/cancel"}}
@@ -220,13 +228,16 @@ def create_app(settings: Settings, connection: Redis | None = None,
         try:
             return _complete(control.requeue(execution_id), execution_id)
         except InvalidOperation:
-            if control.store.get(execution_id) is None:
+            if control.stored(execution_id) is None:
                 raise ExecutionNotFound(execution_id) from None
             raise
 
+    app.include_router(build_search_router(connection, settings, auth, router_responses))
     app.include_router(router)
+    app.include_router(build_event_router(stream_client, settings, auth, router_responses))
     app.include_router(build_schedule_router(connection, settings, auth, router_responses))
     app.include_router(build_health_router(health_connection, redis_where, lambda exc: _describe(exc, secrets)))
+    multi = queue_router.multi
 
     @app.get(
         "/api/health",
@@ -240,13 +251,16 @@ def create_app(settings: Settings, connection: Redis | None = None,
             # The event loop's own executor, not the request thread pool: health is not queued behind
             # busy requests, and on timeout the thread is abandoned (it ends at its socket timeout).
             loop = asyncio.get_running_loop()
-            rows = await asyncio.wait_for(
-                loop.run_in_executor(None, _health_rows, health_connection, settings.queue), HEALTH_DEADLINE)
+            found = await asyncio.wait_for(loop.run_in_executor(None, fleet_stats, health_router), HEALTH_DEADLINE)
         except asyncio.TimeoutError:
-            return _unhealthy(f"Redis at {redis_where} did not answer within {HEALTH_DEADLINE:g} s")
+            where = redis_where if not multi else ", ".join(describe_redis_url(url) for url in queue_router.urls)
+            return _unhealthy(f"Redis at {where} did not answer within {HEALTH_DEADLINE:g} s")
         except RedisError as exc:
             return _unhealthy(f"cannot reach Redis at {redis_where}: {_describe(exc, secrets)}")
-        by_name = {row.queue: row for row in rows}
+        if found.unreachable:
+            return _unhealthy("; ".join(scrub(str(exc), *secrets) for exc in found.unreachable))
+        by_name = {row.queue: row for row in found.rows}
+        rows = found.rows
         return {
             "status": "healthy",
             "queue": by_name[settings.queue].as_health(),
@@ -257,18 +271,6 @@ def create_app(settings: Settings, connection: Redis | None = None,
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _health_client(settings: Settings) -> Redis:
-    client = redis_from_settings(settings, socket_timeout=HEALTH_SOCKET_TIMEOUT,
-                                 socket_connect_timeout=HEALTH_SOCKET_TIMEOUT)
-    client.set_retry(Retry(NoBackoff(), 0))
-    return client
-
-
-def _health_rows(connection: Redis, queue: str) -> list[Any]:
-    # Two round trips, O(1) work per queue: SMEMBERS of the queue set, then LLEN/ZCARDs pipelined.
-    return queue_stats(connection, known_queues(connection, queue))
 
 
 def _unhealthy(reason: str) -> JSONResponse:
@@ -283,7 +285,8 @@ def _complete(found: dict[str, Any], execution_id: str) -> dict[str, Any]:
 
 
 def _secrets(settings: Settings) -> tuple[str, ...]:
-    found = [settings.api_token or "", *redis_url_secrets(settings.redis_url)]
+    urls = [settings.redis_url, *(url for _, url in settings.queue_redis_urls)]
+    found = [settings.api_token or "", *(secret for url in urls for secret in redis_url_secrets(url))]
     return tuple(s for s in found if s)
 
 
@@ -342,6 +345,10 @@ def _install_error_handlers(app: FastAPI, redis_where: str, secrets: tuple[str, 
         return ApiError(409, "conflict", str(exc)).response()
 
     async def redis_down(_request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, RoutedRedisError):  # one of several servers: name it and the queues it serves
+            detail = scrub(str(exc), *secrets)
+            log.warning("answering 503: %s", detail)
+            return ApiError(503, "redis unavailable", detail, queues=list(exc.queues)).response()
         detail = f"cannot reach Redis at {redis_where}: {_describe(exc, secrets)}"
         log.warning("answering 503: %s", detail)
         return ApiError(503, "redis unavailable", detail).response()

@@ -44,6 +44,13 @@ class SubmitRequest(BaseModel):
     idempotencyKey: str | None = Field(
         None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY,
         description="Submitting again with the same key returns the first execution while its state exists.")
+    queue: str | None = Field(
+        None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Queue to run it on (default EXECUTION_QUEUE); it lives on its Redis "
+                    "(EXECUTION_QUEUE_REDIS_URLS). A group of EXECUTION_QUEUE_SHARDS picks a shard by `shardKey`.")
+    shardKey: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="With a sharded queue: what picks the shard (default: the workflow's id, else its name).")
 
 
 # -- responses -----------------------------------------------------------------------------------
@@ -148,3 +155,26 @@ class ProblemsResponse(BaseModel):
     error: str = Field(description="`invalid workflow`, `invalid schedule` or `invalid request` (the body "
                                    "does not match the request model)")
     problems: list[Problem]
+
+
+class ExecutionSummary(BaseModel):
+    """One result of ``GET /api/executions`` (the full state is at ``GET /api/executions/{id}``)."""
+
+    id: str
+    status: ExecutionStatus
+    queue: str | None = None
+    workflowName: str | None = None
+    workflowId: str | None = Field(None, description="The workflow document's `id`, when it has one")
+    attempt: int = 0
+    maxAttempts: int | None = None
+    createdAt: str | None = None
+    startedAt: str | None = None
+    finishedAt: str | None = None
+    nextRetryAt: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class ExecutionPage(BaseModel):
+    executions: list[ExecutionSummary] = Field(description="Newest first (by `createdAt`)")
+    nextCursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page (same filters); null on the last page")

@@ -32,6 +32,8 @@ class ScheduleRequest(BaseModel):
     at: str | None = Field(None, max_length=64, description="Run once at this ISO 8601 time (with a UTC offset)")
     delay: str | None = Field(None, alias="in", max_length=64, description="Run once after this delay, e.g. 30s, 5m")
     name: str | None = Field(None, max_length=200)
+    queue: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$",
+                              description="Queue its executions go to (default EXECUTION_QUEUE)")
 
 
 class ScheduleInfo(BaseModel):
@@ -45,6 +47,7 @@ class ScheduleInfo(BaseModel):
     workflowName: str  # noqa: N815 - the API's JSON field name
     nextFire: str | None  # noqa: N815
     lastFire: str | None  # noqa: N815
+    queue: str | None = None
 
 
 def _error(description: str, model: type = ErrorResponse) -> dict[str, Any]:
@@ -71,7 +74,7 @@ def build_schedule_router(connection: Redis, settings: Settings, dependencies: l
                                                                    settings.api_body_timeout))
         plan = _plan(body)
         try:
-            schedule_id = await run_in_threadpool(store.add, plan, body.workflow, body.input)
+            schedule_id = await run_in_threadpool(store.add, plan, body.workflow, body.input, body.queue)
         except WorkflowInvalid as exc:
             raise problems_error("invalid workflow", exc.problems) from None
         infos = await run_in_threadpool(store.list)

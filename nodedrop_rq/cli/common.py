@@ -15,6 +15,8 @@ from redis.exceptions import RedisError
 from nodedrop_rq import jsontext
 from nodedrop_rq.connection import describe_redis_error, redis_from_settings, refusal
 from nodedrop_rq.errors import ExecutionNotFound, InvalidOperation
+from nodedrop_rq.routed import RoutedControl
+from nodedrop_rq.routing import QueueRouter, RoutedRedisError
 from nodedrop_rq.settings import Settings, SettingsError, get_settings
 
 # Exit codes (the README's table): 0 ok, 1 the execution/node failed or the operation was refused,
@@ -41,12 +43,23 @@ def fail(message: str, code: int) -> NoReturn:
 
 def fail_redis(exc: BaseException, url: str) -> NoReturn:
     """One line for a Redis error: exit 4 when Redis refused us (REDIS_URL must change), else 3."""
+    if isinstance(exc, RoutedRedisError):  # one of several servers: say which, and which queues it serves
+        fail(str(exc), EXIT_REFUSED if refusal(exc.cause, exc.url) else EXIT_UNAVAILABLE)
     fail(describe_redis_error(exc, url), EXIT_REFUSED if refusal(exc, url) else EXIT_UNAVAILABLE)
 
 
 def connect(settings: Settings) -> Redis:
     connection = redis_from_settings(settings, socket_timeout=10)
     return connection
+
+
+def router(settings: Settings) -> QueueRouter:
+    """The servers of REDIS_URL and EXECUTION_QUEUE_REDIS_URLS, with the CLI's command timeout."""
+    return QueueRouter(settings, socket_timeout=10)
+
+
+def routed_control(settings: Settings) -> RoutedControl:
+    return RoutedControl(router(settings), settings)
 
 
 @contextmanager

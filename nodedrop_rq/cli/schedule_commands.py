@@ -31,6 +31,7 @@ from nodedrop_rq.schedules import (
     every_schedule,
     in_schedule,
 )
+from nodedrop_rq.settings import queue_name_problem
 from nodedrop_rq.workflow import WorkflowInvalid
 
 
@@ -54,9 +55,11 @@ def schedule() -> None:
               help="Run every N whole seconds (fixed interval, for tests and demos).")
 @click.option("--input", "input_json", help="Input as JSON: one object or a list of them.")
 @click.option("--name", help="A name to recognise the schedule by.")
+@click.option("--queue", help="Queue its executions go to (default EXECUTION_QUEUE), on that queue's Redis.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored schedule as JSON.")
 def schedule_add(source: str, cron_expr: str | None, tz: str | None, at_time: str | None, in_delay: str | None,
-                 every: str | None, input_json: str | None, name: str | None, as_json: bool) -> None:
+                 every: str | None, input_json: str | None, name: str | None, queue: str | None,
+                 as_json: bool) -> None:
     """Add a schedule; each firing submits a normal execution of the workflow in FILE (- for stdin).
 
     The workflow and input are validated now; nothing is stored when anything is invalid (exit 2).
@@ -68,13 +71,15 @@ def schedule_add(source: str, cron_expr: str | None, tz: str | None, at_time: st
     if tz is not None and chosen[0] not in ("--cron", "--at"):
         fail(f"--tz applies to --cron and --at, not {chosen[0]}", EXIT_INVALID)
     settings = load_settings()
+    if queue is not None and (problem := queue_name_problem(queue)):
+        fail(f"--queue: {problem}", EXIT_INVALID)
     document = read_json_source(source)
     data = parse_json_option(input_json, "--input")
     plan = _plan(cron_expr, tz, at_time, in_delay, every, name)
     with redis_errors(settings):
         store = ScheduleStore(connect(settings), settings)
         try:
-            schedule_id = store.add(plan, document, data)
+            schedule_id = store.add(plan, document, data, queue)
         except WorkflowInvalid as exc:
             click.echo(f"error: the workflow is invalid ({len(exc.problems)} problem(s)); nothing was stored:",
                        err=True)

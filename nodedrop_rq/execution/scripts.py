@@ -9,6 +9,53 @@ NOSCRIPT inside a MULTI would fail that command alone) and with EVALSHA otherwis
 
 from __future__ import annotations
 
+from nodedrop_rq import keys
+from nodedrop_rq.counters import WAIT_BUCKET_PREFIX, WAIT_BUCKETS, WAIT_SUM, bucket_field
+
+# -- search indexes and event log (nodedrop_rq/search.py, nodedrop_rq/event_log.py) --------------------
+# Prepended to each script below: the status indexes move, and each published event is appended to the
+# execution's event log, in the same atomic step as the status write, so neither can disagree with it.
+# Key names come from keys.py; the scripts derive them from the execution hash's key and the id.
+_HELPERS = f"""
+local function nd_index_status(execution_key, execution_id, old, new)
+  if old == new then return end
+  -- Scored by creation time, which the old status's index holds (an unindexed execution stays so).
+  local score = redis.call('ZSCORE', '{keys.search_status("")}' .. old, execution_id)
+  if not score then return end
+  redis.call('ZREM', '{keys.search_status("")}' .. old, execution_id)
+  redis.call('ZADD', '{keys.search_status("")}' .. new, score, execution_id)
+  local workflow = redis.call('HGET', execution_key, 'workflowId')
+  if workflow and workflow ~= '' then
+    redis.call('ZREM', '{keys.SEARCH_WORKFLOW_STATUS}' .. old .. ':' .. workflow, execution_id)
+    redis.call('ZADD', '{keys.SEARCH_WORKFLOW_STATUS}' .. new .. ':' .. workflow, score, execution_id)
+  end
+end
+local function nd_event_log(execution_key)
+  return '{keys.execution_events("")}' .. string.sub(execution_key, {len(keys.execution("")) + 1})
+end
+local function nd_emit(channel, execution_key, message)
+  redis.call('PUBLISH', channel, message)
+  redis.call('XADD', nd_event_log(execution_key), 'MAXLEN', '~', {keys.EVENT_LOG_MAX_ENTRIES}, '*', 'e', message)
+end
+-- The log lives as long as the state while the execution is active, a short while after it ended.
+local function nd_log_ttl(execution_key)
+  local current = redis.call('HGET', execution_key, 'status')
+  local ttl = redis.call('TTL', execution_key)
+  if current == 'succeeded' or current == 'failed' or current == 'cancelled' or ttl < 0 then
+    ttl = {keys.EVENT_LOG_TERMINAL_TTL}
+  end
+  redis.call('EXPIRE', nd_event_log(execution_key), ttl)
+end
+"""
+# The queue wait histogram is observed here, by the start that applied, rather than served by the workers
+# (prometheus-client's multiprocess mode): workers are forked horses and short-lived pods, every pod would
+# need scraping and a shared directory, and an observation would vanish with its pod. In the counters hash
+# the histogram moves atomically with the start (a re-sent start observes nothing twice), survives worker
+# deaths, and the exporter, the one process Prometheus scrapes, reads it in the round trip it already makes.
+# Cost: two hash increments (the bucket and the sum; the count is the buckets' total) inside this script,
+# no extra round trip (docs/performance.md).
+_WAIT_BOUNDS = ", ".join(f"{{{upper!r}, '{bucket_field(upper, WAIT_BUCKET_PREFIX)}'}}" for upper in WAIT_BUCKETS)
+
 # Values longer than this are stored in pieces of this size (``name``, ``name#1``, ``name#2`` ...), and an
 # empty value is an absent field: Redis then keeps the hash in its compact listpack encoding (every value
 # at most ``hash-max-listpack-value``, 64 by default), a third of the size of its hashtable encoding.
@@ -43,11 +90,13 @@ end
 
 # KEYS: execution hash, counters hash of its queue, active index of its queue, RQ's failed registry of it.
 # ARGV: now (ISO), worker, token, state TTL, execution id, events channel, retries per round,
-#       completion TTL, now (epoch seconds), failure TTL.
+#       completion TTL, now (epoch seconds), failure TTL, when the RQ job was last enqueued (epoch seconds,
+#       '' unknown).
 # Returns {outcome, status, attempt, maxAttempts, attemptBase, requeued, workflow, input} where outcome is
 # started | skip | cancelled | missing; workflow (the document's digest) and input only when started.
-START = _FIELDS + """
-local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'maxAttempts', 'cancelRequested', 'attemptBase')
+START = _FIELDS + _HELPERS + """
+local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'maxAttempts', 'cancelRequested', 'attemptBase',
+  'nextRetryAt')
 local status = h[1]
 if not status then return {'missing', '', 0, 0, 0, 0} end
 -- Times are stored as Unix milliseconds (nodedrop_rq.state reads them back as ISO 8601).
@@ -89,8 +138,10 @@ local function end_here(final, counter, ttl)
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('ZREM', KEYS[3], ARGV[5])
   redis.call('HINCRBY', KEYS[2], counter, 1)
-  redis.call('PUBLISH', ARGV[6], cjson.encode({type = final, executionId = ARGV[5], timestamp = ARGV[1],
+  nd_index_status(KEYS[1], ARGV[5], status, final)
+  nd_emit(ARGV[6], KEYS[1], cjson.encode({type = final, executionId = ARGV[5], timestamp = ARGV[1],
     attempt = attempt}))
+  nd_log_ttl(KEYS[1])
 end
 if h[4] == '1' then
   end_here('cancelled', 'cancelled', ARGV[8])
@@ -100,6 +151,34 @@ if attempt >= max then
   -- Delivered again with no attempt left (an attempt cut off before it began was its last): it failed.
   end_here('failed', 'failed', ARGV[10])
   return {'skip', 'failed', attempt, max, base, requeued}
+end
+-- Queue wait: a retry waited from its due time (nextRetryAt, written by the failed attempt; RQ's scheduler
+-- moves it a moment later and would hide its own lag), anything else from its last enqueue (a submit, an
+-- RQ requeue, a redelivery).
+local function iso_epoch(text)
+  local y, mo, d, hh, mi, ss = string.match(text or '', '^(%d+)-(%d+)-(%d+)T(%d+):(%d+):([%d%.]+)Z$')
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo <= 2 then y = y - 1 end
+  -- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((mo + 9) % 12) + 2) / 5) + d - 1
+  local days = era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
+  return days * 86400 + tonumber(hh) * 3600 + tonumber(mi) * 60 + tonumber(ss)
+end
+local ready = nil
+-- (nextRetryAt is stored as Unix ms; a state written before that holds ISO text.)
+if status == 'retrying' then ready = h[6] and tonumber(h[6]) and tonumber(h[6]) / 1000 or iso_epoch(h[6]) end
+if not ready then ready = tonumber(ARGV[11]) end
+if ready then
+  local wait = math.max(tonumber(ARGV[9]) - ready, 0)
+  local field = '""" + bucket_field(float("inf"), WAIT_BUCKET_PREFIX) + """'
+  for _, bound in ipairs({""" + _WAIT_BOUNDS + """}) do
+    if wait <= bound[1] then field = bound[2] break end
+  end
+  redis.call('HINCRBYFLOAT', KEYS[2], '""" + WAIT_SUM + """', wait)
+  redis.call('HINCRBY', KEYS[2], field, 1)
 end
 local n = attempt + 1
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', n, 'startedAt', now_ms, 'token', ARGV[3])
@@ -120,8 +199,10 @@ for earlier = n - 1, 1, -1 do
 end
 put(KEYS[1], 'attempt:' .. n, cjson.encode(record))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('PUBLISH', ARGV[6], cjson.encode({type = 'started', executionId = ARGV[5], timestamp = ARGV[1],
+nd_index_status(KEYS[1], ARGV[5], status, 'running')
+nd_emit(ARGV[6], KEYS[1], cjson.encode({type = 'started', executionId = ARGV[5], timestamp = ARGV[1],
   attempt = n}))
+nd_log_ttl(KEYS[1])
 return begun(n, max, base, requeued)
 """
 
@@ -135,7 +216,7 @@ return begun(n, max, base, requeued)
 #       16.. messages to publish once applied. Fields with an empty value are deleted.
 # Returns {1, target} when applied, {2, target} when this fenced writer's write had applied already,
 # {0, current status, current attempt} when refused.
-TRANSITION = _FIELDS + """
+TRANSITION = _FIELDS + _HELPERS + """
 local h = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'token')
 local status = h[1]
 if not status then return {0, '', 0} end
@@ -198,19 +279,22 @@ if ARGV[9] ~= '' then
 end
 if ARGV[12] == 'add' then redis.call('ZADD', KEYS[3], ARGV[14], ARGV[13]) end
 if ARGV[12] == 'remove' then redis.call('ZREM', KEYS[3], ARGV[13]) end
-for i = 16, #ARGV do redis.call('PUBLISH', ARGV[11], ARGV[i]) end
+nd_index_status(KEYS[1], ARGV[13], status, ARGV[4])
+for i = 16, #ARGV do nd_emit(ARGV[11], KEYS[1], ARGV[i]) end
+if #ARGV >= 16 then nd_log_ttl(KEYS[1]) end
 return {1, ARGV[4]}
 """
 
 # Node progress of the running attempt. KEYS: execution hash. ARGV: token, nodes JSON, current node,
 # events channel, messages to publish... Returns the cancel flag, or false when the attempt is not the
 # execution's running one (nothing written).
-PROGRESS = _FIELDS + """
+PROGRESS = _FIELDS + _HELPERS + """
 local h = redis.call('HMGET', KEYS[1], 'status', 'token', 'cancelRequested')
 if h[1] ~= 'running' or h[2] ~= ARGV[1] then return false end
 put(KEYS[1], 'nodes', ARGV[2])
 put(KEYS[1], 'currentNode', ARGV[3])
-for i = 5, #ARGV do redis.call('PUBLISH', ARGV[4], ARGV[i]) end
+for i = 5, #ARGV do nd_emit(ARGV[4], KEYS[1], ARGV[i]) end
+if #ARGV >= 5 then nd_log_ttl(KEYS[1]) end
 return h[3]
 """
 

@@ -26,10 +26,9 @@ from nodedrop_rq.state import (
     attempt_patch,
     dumps,
     dumps_nodes,
-    error_without_node_names,
     iso,
+    iso_epoch,
     iso_of_stored,
-    parse_iso,
     stored_time,
     utc_now,
 )
@@ -81,23 +80,27 @@ class Transitions:
 
     # -- start ------------------------------------------------------------------------------------
 
-    def _start_args(self, execution_id: str, queue: str, worker: str, token: str) -> tuple[list[str], list[Any]]:
-        moment = utc_now()
-        # The ISO time and the Unix time of the same moment (the attempt record keeps the latter, in ms).
-        now = iso(moment)
+    def _start_args(self, execution_id: str, queue: str, worker: str, token: str,
+                    enqueued_at: float | None) -> tuple[list[str], list[Any]]:
+        moment = time.time()
         return ([keys.execution(execution_id), keys.counters(queue), keys.active(queue), self.failed_registry(queue)],
-                [now, worker, token, self.settings.state_ttl, execution_id, keys.EVENTS_CHANNEL,
-                 len(self.settings.retry_intervals), self.settings.completion_ttl,
-                 repr(parse_iso(now).timestamp()), self.settings.failure_ttl])
+                [iso_epoch(moment), worker, token, self.settings.state_ttl, execution_id, keys.EVENTS_CHANNEL,
+                 len(self.settings.retry_intervals), self.settings.completion_ttl, moment,
+                 self.settings.failure_ttl, "" if enqueued_at is None else repr(enqueued_at)])
 
-    def start(self, execution_id: str, queue: str, worker: str, token: str) -> Started:
-        script_keys, args = self._start_args(execution_id, queue, worker, token)
+    def start(self, execution_id: str, queue: str, worker: str, token: str,
+              enqueued_at: float | None = None) -> Started:
+        """Begin the next attempt (or find that this delivery must not run). ``enqueued_at`` (epoch
+        seconds of the delivery's last enqueue) is where its queue wait starts, unless it is a retry,
+        which waited from its due time."""
+        script_keys, args = self._start_args(execution_id, queue, worker, token, enqueued_at)
         return parse_start(self._start(keys=script_keys, args=args), args[0], token)
 
-    def queue_start(self, pipe: Pipeline, execution_id: str, queue: str, worker: str, token: str) -> tuple[str, str]:
+    def queue_start(self, pipe: Pipeline, execution_id: str, queue: str, worker: str, token: str,
+                    enqueued_at: float | None = None) -> tuple[str, str]:
         """The start as one more command of ``pipe``; pass its reply and the returned pair to
         :func:`parse_start`."""
-        script_keys, args = self._start_args(execution_id, queue, worker, token)
+        script_keys, args = self._start_args(execution_id, queue, worker, token, enqueued_at)
         pipe.eval(scripts.START, len(script_keys), *script_keys, *args)
         return args[0], token
 
@@ -124,7 +127,7 @@ class Transitions:
         if target == status.SUCCEEDED:
             fields["output"] = dumps(output)
         if error is not None:
-            fields["error"] = dumps(error_without_node_names(error, nodes))
+            fields["error"] = dumps(error)
         if target == status.RETRYING:
             fields["nextRetryAt"] = stored_time(iso(utc_now() + timedelta(seconds=retry_in or 0)))
         else:

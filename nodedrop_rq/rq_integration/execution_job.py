@@ -11,7 +11,7 @@ handling writes, without the Result:
   and ``nodedrop-rq failed`` all read it), and the exception in the job's own ``exc_info`` field (which
   RQ reads back as ``job.exc_info`` when there is no Result), except for a node failure: that one is the
   execution's ``error``, and of its traceback, which only shows RQ's frames calling ``run_execution``,
-  the execution's state keeps the innermost frame and the exception (``excString``).
+  the execution's state keeps where it was raised (``excString``).
 
 Empty fields RQ writes (``group_id``, callbacks that are not set) are left out, and so are, once the
 execution succeeded or was cancelled, the fields that only running the job again would read (timeout,
@@ -85,13 +85,11 @@ class ExecutionJob(Job):
 
 
 def innermost_frame(lines: list[str]) -> str:
-    """A formatted traceback cut to the location of its innermost frame (its file named from the package
-    directory on) and the exception; the state keeps it without the header line, which
-    :func:`nodedrop_rq.state.traceback_text` puts back."""
+    """Of a node failure's formatted traceback, the location of its innermost frame (its file named from
+    the package directory on): :func:`nodedrop_rq.state.traceback_text` puts the header and the exception
+    line (ExecutionFailed's text for the execution's error) back around it."""
     frames = [index for index, line in enumerate(lines) if line.startswith('  File "')]
     if not frames or not lines[0].startswith("Traceback"):
         return "\n".join(lines)
-    exception = [line for line in lines[frames[-1] + 1:] if not line.startswith(" ")]
     # The file as from the directory the package is installed in (the same on every machine).
-    location = re.sub(r'^  File ".*?/(nodedrop_rq/[^"]*)"', r'  File "\1"', lines[frames[-1]])
-    return "\n".join([location, *exception])
+    return re.sub(r'^  File ".*?/(nodedrop_rq/[^"]*)"', r'  File "\1"', lines[frames[-1]])

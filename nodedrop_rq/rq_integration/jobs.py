@@ -190,6 +190,21 @@ def record_attempt_end(connection: Redis, job: Job, *, token: str | None, error:
     return None
 
 
+def error_of(exc_string: str, job: Job, stopped: bool = False) -> dict[str, Any]:
+    """The execution's error for an attempt that ended outside the job function."""
+    text = exc_string.strip()
+    if stopped:
+        return {"message": "execution stopped on request", "kind": "cancelled"}
+    if "terminated unexpectedly" in text:
+        return {"message": f"the process running this execution died ({text.rstrip(';')}); "
+                           "it may have run out of memory", "kind": "killed"}
+    if "stuck in intermediate queue" in text:
+        return {"message": "the worker that took this execution died before starting it", "kind": "abandoned"}
+    if "JobTimeoutException" in text:
+        return {"message": f"execution timed out after {job.timeout} s (EXECUTION_JOB_TIMEOUT)", "kind": "timeout"}
+    return {"message": text.splitlines()[-1] if text else "execution failed", "kind": "internal"}
+
+
 def _not_running(job: Job, settings: Settings, running: Running) -> None:
     if running.status in (status.QUEUED, status.RETRYING):
         # Cut off before its attempt began (or the attempt is someone else's and alive): deliver it again;

@@ -5,6 +5,7 @@ Built from RQ's own templates and constants, so they follow RQ's ``RQ_KEY_PREFIX
 
 from __future__ import annotations
 
+from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
 from rq.job import Job
 from rq.queue import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
@@ -35,3 +36,8 @@ def registries(name: str) -> tuple[str, str, str, str]:
 def failed_registry(name: str) -> str:
     """Sorted set: the queue's failed jobs (RQ's FailedJobRegistry)."""
     return FailedJobRegistry.key_template.format(name)
+
+
+def worker_executions(worker_name: str) -> str:
+    """Set: the ``job_id:execution_id`` keys of the executions a worker is running."""
+    return WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker_name)

@@ -30,6 +30,8 @@ PRIVATE_NAMES: tuple[tuple[Any, str, str], ...] = (
                               "handlers on, as RQ does"),
     (Worker, "_stopped_job_id", "a stopped job's attempt is recorded as cancelled, not failed"),
     (RQScheduler, "_stop_requested", "RetryScheduler stops waiting out a Redis outage when asked to stop"),
+    (RQScheduler, "_process", "the pool's supervisor restarts its scheduler process when it is gone, as RQ's "
+                              "worker maintenance does"),
     (WorkerPool, "_queue_names", "the pool builds its worker processes with our settings (RQ would not pass "
                                  "worker_ttl and the intervals on)"),
     (WorkerPool, "_connection_class", "as above: the children's Redis connection"),
@@ -41,7 +43,13 @@ PRIVATE_NAMES: tuple[tuple[Any, str, str], ...] = (
 
 # Instance attributes exist only on a constructed object: these are checked on a worker/job instance.
 _INSTANCE_ATTRIBUTES = {"_exc_handlers", "_stopped_job_id", "_status", "_acquired_locks", "_stop_requested",
+                        "_process",
                         "_queue_names", "_connection_class", "_pool_class", "_pool_kwargs"}
+
+
+def scheduler_process(scheduler: RQScheduler) -> Any:
+    """The scheduler's process (None before its first start)."""
+    return scheduler._process
 
 
 def exception_handlers(worker: BaseWorker) -> list[Any]:

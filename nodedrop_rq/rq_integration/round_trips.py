@@ -24,6 +24,7 @@ The attempt's outcome is its own fenced transition (run by the job function), ne
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from redis.client import Pipeline
@@ -119,7 +120,8 @@ class FewerRoundTrips:
             pipe.exists(job.dependents_key)
             execution_id = _execution_id(job)
             if execution_id is not None and execution is not None:
-                start = self.transitions.queue_start(pipe, execution_id, job.origin, self.name, execution.id)
+                start = self.transitions.queue_start(pipe, execution_id, job.origin, self.name, execution.id,
+                                                     _epoch(job.enqueued_at))
                 ours = 2
             replies = pipe.execute(raise_on_error=False)
         errors = [reply for reply in replies[:-ours] if isinstance(reply, Exception)]
@@ -172,6 +174,13 @@ class FewerRoundTrips:
                 self.log.exception("Worker %s: could not enqueue the dependents of job %s", self.name, job.id)
         took = job.ended_at - job.started_at
         self.log.info("Successfully completed job %s in %ss on worker %s", job.id, took, self.name)
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    # RQ 3 writes and reads enqueued_at as UTC; an older producer's naive value means UTC too.
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _execution_id(job: Job) -> str | None:

@@ -33,6 +33,7 @@ from rq.defaults import (
     DEFAULT_MAINTENANCE_TASK_INTERVAL,
     DEFAULT_WORKER_TTL,
 )
+from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job
 from rq.job_lifecycle import call_exception_handlers
@@ -42,10 +43,10 @@ from nodedrop_rq import keys
 from nodedrop_rq.connection import SERIALIZER
 from nodedrop_rq.errors import ExecutionFailed
 from nodedrop_rq.execution.transitions import Transitions
-from nodedrop_rq.rq_integration import maintenance, names, outage_log, private
+from nodedrop_rq.rq_integration import maintenance, names, outage_log, private, supervision
 from nodedrop_rq.rq_integration.execution_job import ExecutionJob
 from nodedrop_rq.rq_integration.heartbeats import RunningJobHeartbeat
-from nodedrop_rq.rq_integration.jobs import RECORDED_ATTR, record_attempt_end
+from nodedrop_rq.rq_integration.jobs import RECORDED_ATTR, error_of, record_attempt_end
 from nodedrop_rq.rq_integration.round_trips import FewerRoundTrips
 from nodedrop_rq.rq_integration.scheduler import RetryScheduler
 from nodedrop_rq.settings import Settings, configure, get_settings
@@ -87,13 +88,13 @@ class ExecutionWorker(FewerRoundTrips, Worker):
         super().__init__(queues, *args, **kwargs)
         self.nd_pool_name = pool_name or self.name
         self.nd_pool_concurrency = pool_concurrency
+        # Under a pool (ours, or the one plain `rq worker` starts for supervised isolation) the pool's pid.
+        self.nd_supervised = pool_pid is not None
         self.nd_pool_pid = pool_pid or os.getpid()
         self._nd_transitions: Transitions | None = None
         self._nd_heartbeat: RunningJobHeartbeat | None = None
         self._nd_outage = outage_log.install(self.log)
         load_function_modules(self.nd_settings.function_modules)
-        if self.inline:
-            limit_memory(self.nd_settings.memory_limit_mb)
 
     @property
     def transitions(self) -> Transitions:
@@ -103,7 +104,24 @@ class ExecutionWorker(FewerRoundTrips, Worker):
 
     @property
     def inline(self) -> bool:
-        return self.nd_settings.isolation == "inline"
+        """Executions run in this process (supervised or inline isolation), not in a forked horse."""
+        return self.nd_settings.isolation != "fork"
+
+    def work(self, burst: bool = False, logging_level: str | None = None, *args: Any,
+             max_jobs: int | None = None, **kwargs: Any) -> bool:
+        if self.nd_settings.isolation == "supervised" and not self.nd_supervised:
+            # Plain `rq worker -w nodedrop_rq.worker.ExecutionWorker`: become the supervisor of one worker
+            # process, so a crash costs only its attempt here too.
+            from nodedrop_rq.rq_integration.pool import ExecutionWorkerPool  # the pool builds workers
+
+            ExecutionWorkerPool(self.nd_settings, concurrency=1, queues=self.queue_names(), connection=self.connection,
+                                worker_class=type(self)).start(burst=burst, logging_level=logging_level or "INFO")
+            return True
+        if self.inline:
+            limit_memory(self.nd_settings.memory_limit_mb)
+        if max_jobs is None and self.nd_settings.worker_max_jobs > 0:
+            max_jobs = self.nd_settings.worker_max_jobs  # then the pool starts a fresh process
+        return super().work(burst, logging_level, *args, max_jobs=max_jobs, **kwargs)
 
     # -- liveness and maintenance ------------------------------------------------------------------
 
@@ -159,6 +177,11 @@ class ExecutionWorker(FewerRoundTrips, Worker):
         with self._nd_heartbeat.running(job, execution):
             self.perform_job(job, queue, execution)
         # No set_state(IDLE) here: the success MULTI or the dequeue loop writes it.
+        ceiling = self.nd_settings.worker_max_memory_mb
+        if ceiling and (resident := supervision.peak_resident_mb()) > ceiling:
+            self.log.info("Worker %s: %.0f MB resident after execution %s, past EXECUTION_WORKER_MAX_MEMORY_MB=%d; "
+                          "stopping so that a fresh process takes over", self.name, resident, job.id, ceiling)
+            raise StopRequested  # the work loop ends cleanly; a pool starts a new worker
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         if self.horse_pid or not self.inline:
@@ -215,18 +238,3 @@ def limit_memory(megabytes: int) -> None:
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
-
-
-def error_of(exc_string: str, job: Job, stopped: bool = False) -> dict[str, Any]:
-    """The execution's error for an attempt that ended outside the job function."""
-    text = exc_string.strip()
-    if stopped:
-        return {"message": "execution stopped on request", "kind": "cancelled"}
-    if "terminated unexpectedly" in text:
-        return {"message": f"the process running this execution died ({text.rstrip(';')}); "
-                           "it may have run out of memory", "kind": "killed"}
-    if "stuck in intermediate queue" in text:
-        return {"message": "the worker that took this execution died before starting it", "kind": "abandoned"}
-    if "JobTimeoutException" in text:
-        return {"message": f"execution timed out after {job.timeout} s (EXECUTION_JOB_TIMEOUT)", "kind": "timeout"}
-    return {"message": text.splitlines()[-1] if text else "execution failed", "kind": "internal"}

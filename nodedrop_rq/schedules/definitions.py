@@ -22,13 +22,18 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-
 CRON, AT, EVERY = "cron", "at", "every"
 KINDS = (CRON, AT, EVERY)
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+def _croniter():  # noqa: ANN202 - croniter's own class
+    """croniter, imported on first use: worker processes, which never parse a schedule, need not carry it."""
+    from croniter import croniter
+
+    return croniter
+
+
 # Bounds croniter's search through skipped repeated-hour occurrences (a handful at most per DST change).
 _MAX_SKIPS = 100
 # Longest delay or interval accepted (about 100 years): far beyond any real schedule, well within what
@@ -112,7 +117,7 @@ class Schedule:
 
 def _cron_after(expression: str, zone: ZoneInfo, after: datetime) -> datetime:
     follows_real_time = _every_hour(expression)
-    it = croniter(expression, after.astimezone(zone))
+    it = _croniter()(expression, after.astimezone(zone))
     for _ in range(_MAX_SKIPS):
         instant = it.get_next(datetime).astimezone(timezone.utc)
         if follows_real_time or not _repeated_wall_time(instant, zone):
@@ -121,7 +126,7 @@ def _cron_after(expression: str, zone: ZoneInfo, after: datetime) -> datetime:
 
 
 def _every_hour(expression: str) -> bool:
-    hours = croniter(expression).expanded[1]
+    hours = _croniter()(expression).expanded[1]
     return hours == ["*"] or len(set(hours)) >= 24
 
 
@@ -147,7 +152,7 @@ def cron_schedule(expression: str, tz: str = "UTC", name: str | None = None) -> 
     usage = "five fields: minute hour day-of-month month day-of-week, e.g. \"*/5 * * * *\""
     fields = expression.split(" ")
     if not ((len(fields) == 5 or (len(fields) == 1 and fields[0].lower() in _MACROS))
-            and croniter.is_valid(expression)):
+            and _croniter().is_valid(expression)):
         raise ScheduleInvalid(f"invalid cron expression {expression!r} ({usage})")
     try:
         _cron_after(expression, zone, datetime.now(timezone.utc))

@@ -7,6 +7,7 @@ from typing import Any
 
 from redis import Redis
 
+from nodedrop_rq.routing import QueueRouter
 from nodedrop_rq.settings import Settings, get_settings
 from nodedrop_rq.submit import submit_execution
 
@@ -22,7 +23,8 @@ def firing_key(schedule_id: str, fire_time: int) -> str:
 
 def fire_schedule(schedule_id: str, workflow: dict[str, Any], input: Any = None,  # noqa: A002
                   fire_time: int | None = None, *, connection: Redis | None = None,
-                  settings: Settings | None = None) -> str:
+                  settings: Settings | None = None, queue: str | None = None,
+                  router: QueueRouter | None = None) -> str:
     """The function of every schedule's rq-scheduler job (``rq:job:<schedule id>`` holds it with the
     workflow and input as JSON). Submits a normal execution through :func:`submit_execution` (same
     validation, state, retries and metrics as any other) and returns its id.
@@ -30,8 +32,9 @@ def fire_schedule(schedule_id: str, workflow: dict[str, Any], input: Any = None,
     ``nodedrop-rq scheduler`` calls it in-process with the scheduled ``fire_time`` (the schedule's score in
     ``rq:scheduler:scheduled_jobs``). Should an RQ worker ever perform the stored job (someone enqueued it
     by hand), the current second stands in for the firing time. Raises WorkflowInvalid like a submission.
+    With ``router`` (the scheduler's), the execution goes to the Redis of ``queue`` (default EXECUTION_QUEUE).
     """
-    if connection is None:
+    if connection is None and router is None:
         from rq import get_current_job
 
         job = get_current_job()
@@ -39,4 +42,5 @@ def fire_schedule(schedule_id: str, workflow: dict[str, Any], input: Any = None,
     if fire_time is None:
         fire_time = int(time.time())
     return submit_execution(workflow, input, idempotency_key=firing_key(schedule_id, fire_time),
-                            connection=connection, settings=settings or get_settings())
+                            connection=connection, settings=settings or get_settings(), queue=queue,
+                            router=router)

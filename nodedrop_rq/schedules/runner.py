@@ -34,6 +34,7 @@ from rq.job import Job
 from rq_scheduler import Scheduler
 
 from nodedrop_rq import keys
+from nodedrop_rq.routing import QueueRouter, RoutedRedisError
 from nodedrop_rq.schedules.definitions import Schedule
 from nodedrop_rq.schedules.firing import fire_schedule
 from nodedrop_rq.schedules.rq_json import JSONJob, JSONQueue
@@ -107,6 +108,9 @@ class ScheduleRunner(Scheduler):
         self._renew = connection.register_script(_RENEW)
         self._release = connection.register_script(_RELEASE)
         self._advance = connection.register_script(_ADVANCE)
+        # Schedules live here (REDIS_URL); each fires into its queue's Redis.
+        self.router = QueueRouter(settings, socket_timeout=10, home_client=connection)
+        self._unreachable: set[str] = set()
 
     def _install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT end the loop; rq-scheduler's ``finally`` then releases the lock and registers death."""
@@ -189,10 +193,19 @@ class ScheduleRunner(Scheduler):
         schedule_id, workflow, items = job.args[0], job.args[1], job.args[2] if len(job.args) > 2 else None
         execution_id = None
         try:
-            execution_id = fire_schedule(schedule_id, workflow, items, int(score), connection=self.connection,
-                                         settings=self.settings)
+            execution_id = fire_schedule(schedule_id, workflow, items, int(score), settings=self.settings,
+                                         queue=job.origin, router=self.router)
+            self._unreachable.discard(self.router.url_for(job.origin))
             log.info("schedule %s fired (due %s, %.1f s late): execution %s", schedule_id,
                      datetime.fromtimestamp(score, timezone.utc).isoformat(), now - score, execution_id)
+        except RoutedRedisError as exc:
+            if exc.url == self.router.home.url:
+                raise
+            # Another server's queue: this firing waits for it (the score stays), the other schedules fire.
+            if exc.url not in self._unreachable:
+                log.warning("schedule %s waits: %s", schedule_id, exc)
+                self._unreachable.add(exc.url)
+            return None
         except RedisError:
             raise  # nothing moved: the firing is retried once Redis answers
         except WorkflowInvalid as exc:

@@ -43,6 +43,7 @@ class ScheduleInfo:
     next_fire: datetime | None
     workflow_name: str
     last_fire: str | None
+    queue: str | None = None
 
     @property
     def next_fires(self) -> list[datetime]:
@@ -53,7 +54,8 @@ class ScheduleInfo:
         return {"id": self.id, "name": s.name, "kind": s.kind, "cron": s.cron, "tz": s.tz, "every": s.every,
                 "at": s.at.isoformat() if s.at else None, "workflowName": self.workflow_name,
                 "nextFire": self.next_fire.isoformat() if self.next_fire else None,
-                "nextFires": [t.isoformat() for t in self.next_fires], "lastFire": self.last_fire}
+                "nextFires": [t.isoformat() for t in self.next_fires], "lastFire": self.last_fire,
+                "queue": self.queue}
 
 
 def rq_scheduler(connection: Redis, settings: Settings, interval: float = 1.0) -> Scheduler:
@@ -70,14 +72,16 @@ class ScheduleStore:
         self.settings = settings
         self.scheduler = rq_scheduler(connection, settings)
 
-    def add(self, schedule: Schedule, workflow: Any, input: Any = None) -> str:  # noqa: A002
+    def add(self, schedule: Schedule, workflow: Any, input: Any = None, queue: str | None = None) -> str:  # noqa: A002
         """Validate the workflow and input as a submission would (WorkflowInvalid lists every problem,
-        and nothing is stored), then store the schedule; returns its id."""
+        and nothing is stored), then store the schedule; returns its id. Its firings go to ``queue``
+        (default EXECUTION_QUEUE), kept as the job's origin, on that queue's Redis; the schedule itself
+        stays here, on REDIS_URL's server, with every other schedule."""
         document, items = check_submission(workflow, input, self.settings)
         schedule_id = uuid.uuid4().hex
         first = schedule.first_fire(datetime.now(timezone.utc))
         job = self.scheduler._create_job(FIRE_FUNC, args=(schedule_id, document, items), id=schedule_id,
-                                         meta=schedule.to_meta(), queue_name=self.settings.queue,
+                                         meta=schedule.to_meta(), queue_name=queue or self.settings.queue,
                                          description=f"schedule {schedule.name or schedule_id}", commit=False)
         with self.connection.pipeline() as pipe:
             job.save(pipeline=pipe)
@@ -133,7 +137,7 @@ class ScheduleStore:
             out.append(ScheduleInfo(schedule_id, Schedule.from_meta(job.meta),
                                     datetime.fromtimestamp(float(score), timezone.utc),
                                     str((document or {}).get("name", "")),
-                                    last.decode() if isinstance(last, bytes) else last))
+                                    last.decode() if isinstance(last, bytes) else last, job.origin))
         return out
 
 

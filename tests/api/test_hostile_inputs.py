@@ -146,7 +146,7 @@ def test_schedule_times_beyond_pythons_range_are_422(client, redis_conn, body, p
 def test_bodies_are_validated_by_the_models_that_the_openapi_document_shows(client):
     document = client.get("/openapi.json").json()
     submit_schema = document["paths"]["/api/executions"]["post"]["requestBody"]["content"]["application/json"]
-    assert set(submit_schema["schema"]["properties"]) == {"workflow", "input", "idempotencyKey"}
+    assert set(submit_schema["schema"]["properties"]) == {"workflow", "input", "idempotencyKey", "queue", "shardKey"}
     response = client.post("/api/executions", json={"workflow": "not an object", "input": 5, "idempotencyKey": ""})
     assert response.status_code == 422
     problems = {p["path"]: p["message"] for p in response.json()["problems"]}

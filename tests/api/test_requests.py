@@ -190,7 +190,7 @@ def test_openapi_document_lists_every_route(start_service):
     assert "Location" in submit["responses"]["202"]["headers"]
     request_schema = submit["requestBody"]["content"]["application/json"]["schema"]
     assert request_schema["required"] == ["workflow"]
-    assert set(request_schema["properties"]) == {"workflow", "input", "idempotencyKey"}
+    assert set(request_schema["properties"]) == {"workflow", "input", "idempotencyKey", "queue", "shardKey"}
     assert submit["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/ProblemsResponse")
     assert set(paths["/api/executions/{execution_id}/cancel"]["post"]["responses"]) >= {"200", "202", "404", "409"}

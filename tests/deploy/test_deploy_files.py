@@ -23,8 +23,10 @@ EXPORTED = {
     "nodedrop_execution_duration_seconds_count", "nodedrop_workers", "nodedrop_worker_capacity",
     "nodedrop_worker_pools", "nodedrop_worker_utilization_ratio", "nodedrop_workers_desired", "nodedrop_redis_up",
     "nodedrop_redis_memory_used_bytes", "nodedrop_exporter_scrape_duration_seconds", "nodedrop_schedules",
-    "nodedrop_schedule_lag_seconds", "nodedrop_build_info", "nodedrop_redis_maxmemory_bytes",
-    "nodedrop_redis_memory_per_execution_bytes", "nodedrop_executions_retained",
+    "nodedrop_schedule_lag_seconds", "nodedrop_build_info", "nodedrop_workers_desired_by_depth",
+    "nodedrop_queue_wait_seconds_bucket", "nodedrop_queue_wait_seconds_sum", "nodedrop_queue_wait_seconds_count",
+    "nodedrop_queue_wait_target_seconds",
+    "nodedrop_redis_maxmemory_bytes", "nodedrop_redis_memory_per_execution_bytes", "nodedrop_executions_retained",
 }
 COMPOSE = shutil.which("docker-compose")
 PROMTOOL = shutil.which("promtool")
@@ -55,6 +57,9 @@ def test_compose_files_alone_and_combined():
     worker = combined["services"]["nodedrop-worker"]
     assert "ports" not in worker and "container_name" not in worker
     assert _command(worker) == "nodedrop-rq worker"
+    # The pool's health port, unpublished (any number of containers), and the health check asks it.
+    assert worker["environment"]["NODEDROP_WORKER_HEALTH_PORT"] == "9728"
+    assert worker["healthcheck"]["test"][-1] == "worker-http"
     assert _seconds(worker["stop_grace_period"]) > int(worker["environment"]["EXECUTION_JOB_TIMEOUT"])
     assert "--workers 0" in _command(combined["services"]["nodedrop"])
     for service in combined["services"].values():
@@ -143,6 +148,8 @@ def test_grafana_dashboard_uses_exported_metrics_and_a_datasource_variable():
             used |= set(re.findall(r"nodedrop_[a-z_]+", target["expr"]))
     assert used <= EXPORTED, used - EXPORTED
     assert {"nodedrop_queue_waiting", "nodedrop_executions_completed_total", "nodedrop_workers_desired",
+            "nodedrop_workers_desired_by_depth", "nodedrop_queue_wait_seconds_bucket",
+            "nodedrop_queue_wait_target_seconds",
             "nodedrop_worker_pools", "nodedrop_execution_duration_seconds_bucket", "nodedrop_redis_up",
             "nodedrop_worker_utilization_ratio", "nodedrop_build_info"} <= used
     provider = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "nodedrop.yml").read_text())

@@ -76,9 +76,9 @@ def test_openapi_documents_the_probes(redis_url: str) -> None:
     assert set(paths["/healthz"]["get"]["responses"]) == {"200"}
 
 
-def healthcheck(mode: str, redis_url: str) -> subprocess.CompletedProcess[str]:
+def healthcheck(mode: str, redis_url: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(ROOT / "deploy" / "healthcheck.py"), mode],
-                          env=child_env(redis_url), capture_output=True, text=True, timeout=30)
+                          env=child_env(redis_url, **env), capture_output=True, text=True, timeout=30)
 
 
 def test_worker_liveness_passes_while_redis_is_unreachable(black_hole: str) -> None:

@@ -28,8 +28,19 @@ AUTOSCALERS = {"ScaledObject", "HorizontalPodAutoscaler"}
 Doc = dict[str, Any]
 
 
+# Helm values of prometheus-adapter, for the HPA overlay: not a manifest (nothing applies it with kubectl).
+ADAPTER_VALUES = K8S / "hpa" / "prometheus-adapter-values.yaml"
+
+
 def manifest_files() -> list[Path]:
-    return sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")
+    return sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml" and p != ADAPTER_VALUES)
+
+
+def autoscaler_queries() -> dict[str, str]:
+    """The PromQL each overlay's autoscaler asks Prometheus: KEDA's trigger, prometheus-adapter's rule."""
+    keda = by_key(render(K8S / "keda"))[("ScaledObject", "nodedrop-worker")]["spec"]["triggers"][0]["metadata"]
+    adapter = yaml.safe_load(ADAPTER_VALUES.read_text())["rules"]["external"][0]
+    return {"keda": keda["query"], "hpa": adapter["metricsQuery"]}
 
 
 def render(folder: Path) -> list[Doc]:
@@ -194,10 +205,12 @@ def test_probes_liveness_never_depends_on_redis() -> None:
     assert api["readinessProbe"]["httpGet"]["path"] == "/healthz/readiness"
     assert exporter["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert exporter["readinessProbe"]["httpGet"]["path"] == "/healthz/readiness"
-    # Workers serve no HTTP: an exec probe whose mode passes while Redis is unreachable
-    # (test_health_probes.py runs it against a dead Redis).
-    assert worker["livenessProbe"]["exec"]["command"] == ["/usr/local/bin/nodedrop-healthcheck", "worker-liveness"]
-    for probed in (api, exporter):
+    # Workers: the pool's health port (test_worker_health_port.py stops Redis under it).
+    assert worker["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert worker["readinessProbe"]["httpGet"]["path"] == "/healthz/readiness"
+    health = next(p for p in worker["ports"] if p["name"] == worker["livenessProbe"]["httpGet"]["port"])
+    assert _env(worker)["NODEDROP_WORKER_HEALTH_PORT"] == str(health["containerPort"])
+    for probed in (api, exporter, worker):
         for probe in ("livenessProbe", "readinessProbe"):
             port = probed[probe]["httpGet"]["port"]
             assert port in {p["name"] for p in probed["ports"]}, (probed["name"], probe, port)
@@ -237,13 +250,19 @@ def test_worker_grace_exceeds_the_job_timeout_and_keda_matches_the_config() -> N
     config = docs[("ConfigMap", "nodedrop-config")]["data"]
     assert config["EXECUTION_JOB_TIMEOUT"] == env["EXECUTION_JOB_TIMEOUT"]
     trigger = docs[("ScaledObject", "nodedrop-worker")]["spec"]["triggers"][0]["metadata"]
-    assert trigger["threshold"] == config["EXECUTION_WORKER_CONCURRENCY"]
-    query = trigger["query"]
-    assert "nodedrop_queue_waiting" in query and "nodedrop_queue_active" in query
-    # A second exporter replica must not double the workers: no sum over the replicas' series.
-    assert "sum(" not in query.replace(" ", "") and "max(" in query.replace(" ", "")
+    # The metric counts worker containers already (it divides by EXECUTION_WORKER_CONCURRENCY).
+    assert trigger["threshold"] == "1"
+    assert "EXECUTION_TARGET_WAIT_SECONDS" in config
+    for overlay, query in autoscaler_queries().items():
+        compact = query.replace(" ", "")
+        # The latency-based value, not the depth rule; for the queue the workers serve.
+        assert "nodedrop_workers_desired{" in compact and "_by_depth" not in compact, (overlay, query)
+        assert f'queue="{config["EXECUTION_QUEUE"]}"' in compact, (overlay, query)
+        # A second exporter replica must not double the workers: no sum over the replicas' series.
+        assert "sum(" not in compact and "maxby(queue)(" in compact, (overlay, query)
     hpa = by_key(render(K8S / "hpa"))[("HorizontalPodAutoscaler", "nodedrop-worker")]["spec"]
-    assert hpa["metrics"][0]["external"]["metric"]["name"] == "nodedrop_workers_desired"
+    adapter = yaml.safe_load(ADAPTER_VALUES.read_text())["rules"]["external"][0]
+    assert hpa["metrics"][0]["external"]["metric"]["name"] == adapter["name"]["as"] == "nodedrop_workers_desired"
     api = docs[("Deployment", "nodedrop-api")]["spec"]["template"]["spec"]["containers"][0]
     assert api["args"][-2:] == ["--workers", "0"]
 

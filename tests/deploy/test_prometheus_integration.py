@@ -5,10 +5,12 @@ must give the same numbers as when only one replica is counted (a second replica
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ import yaml
 from nodedrop_rq.embedded_redis import free_port
 from nodedrop_rq.submit import submit_execution
 from tests.conftest import ROOT, child_env, wait_for
+from tests.deploy.test_k8s_manifests import autoscaler_queries
 from tests.queue.test_executions import wait_status
 from tests.support import workflows
 
@@ -63,8 +66,9 @@ def exporter_and_prometheus(redis_url, tmp_path):
         process.wait(15)
 
 
-def query(base: str, expr: str) -> list:
-    body = httpx.get(f"{base}/api/v1/query", params={"query": expr}, timeout=10).json()
+def query(base: str, expr: str, at: float | None = None) -> list:
+    params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+    body = httpx.get(f"{base}/api/v1/query", params=params, timeout=10).json()
     assert body["status"] == "success", (expr, body)
     return body["data"]["result"]
 
@@ -97,6 +101,14 @@ def test_dashboard_and_alert_expressions_on_a_real_workload(exporter_and_prometh
             assert query(base, expr), f"no data for panel {panel['title']!r}: {expr}"
             assert_replicas_not_added_up(base, expr, targets)
 
+    # What the autoscalers ask (KEDA's trigger, prometheus-adapter's rule for the HPA): one value, the one a
+    # single exporter replica gives, and a whole number of worker containers.
+    for overlay, expr in autoscaler_queries().items():
+        rows = query(base, expr)
+        assert len(rows) == 1, (overlay, expr, rows)
+        assert float(rows[0]["value"][1]).is_integer(), (overlay, rows)
+        assert_replicas_not_added_up(base, expr, targets)
+
     rules = [r for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
              for r in g["rules"]]
     for rule in rules:
@@ -124,8 +136,11 @@ def only_instance(expr: str, instance: str) -> str:
 def assert_replicas_not_added_up(base: str, expr: str, instances: list[str]) -> None:
     if any(marker in expr for marker in PER_REPLICA):
         return
-    every = {_key(row): float(row["value"][1]) for row in query(base, expr)}
-    each = [{_key(row): float(row["value"][1]) for row in query(base, only_instance(expr, instance))}
+    # One evaluation time for the three queries, two scrape intervals back: a scrape landing between them
+    # would move rate()'s extrapolation and compare different moments.
+    at = time.time() - 2
+    every = {_key(row): float(row["value"][1]) for row in query(base, expr, at)}
+    each = [{_key(row): float(row["value"][1]) for row in query(base, only_instance(expr, instance), at)}
             for instance in instances]
     # A replica scraped only once in the window has no rate() yet; the others must give the same keys.
     assert all(one.keys() <= every.keys() for one in each) and set().union(*each) == every.keys(), (expr, every,
@@ -134,7 +149,11 @@ def assert_replicas_not_added_up(base: str, expr: str, instances: list[str]) -> 
         # A sum over the replicas would be the sum of their values; the expression must give what one replica
         # gives (the largest of them: the replicas' rate() windows start a scrape apart, so one of them may not
         # have seen the last increase yet).
-        largest = max(abs(one[key]) for one in each if key in one)
+        # (A replica whose window saw no increase gives 0/0 = NaN for a ratio; it says nothing either way.)
+        seen = [abs(one[key]) for one in each if key in one and not math.isnan(one[key])]
+        if not seen:
+            continue
+        largest = max(seen)
         assert abs(value) <= largest * 1.2 + 1e-9, (expr, key, value, [one.get(key) for one in each])
 
 

@@ -29,8 +29,10 @@ def test_queue_gauges_follow_submissions(start_exporter, redis_conn, settings):
     assert samples[q("nodedrop_queue_failed")] == 0
     assert samples[q("nodedrop_queue_scheduled")] == 0
     assert samples[q("nodedrop_queue_oldest_waiting_age_seconds")] >= 1.0
-    # ceil(3 / EXECUTION_WORKER_CONCURRENCY=5)
+    # ceil(3 / EXECUTION_WORKER_CONCURRENCY=5); no attempt has ended, so the latency rule is the depth rule
+    assert samples[q("nodedrop_workers_desired_by_depth")] == 1
     assert samples[q("nodedrop_workers_desired")] == 1
+    assert samples[q("nodedrop_queue_wait_seconds_count")] == 0
     assert samples[("nodedrop_worker_capacity", ())] == 0
     assert samples[("nodedrop_redis_memory_used_bytes", ())] > 0
     assert ("nodedrop_exporter_scrape_duration_seconds", ()) in samples

@@ -42,6 +42,8 @@ def test_known_mix_then_worker_and_exporter_restarts(start_exporter, start_pool,
         q("nodedrop_queue_scheduled"): 0,
         q("nodedrop_queue_oldest_waiting_age_seconds"): 0,
         q("nodedrop_workers_desired"): 0,
+        q("nodedrop_workers_desired_by_depth"): 0,
+        q("nodedrop_queue_wait_seconds_count"): 9,  # every attempt that started
     }
     samples = scrape(base)
     assert {k: samples[k] for k in expected} == expected
@@ -68,12 +70,12 @@ def test_a_dead_worker_stops_counting_toward_capacity(start_exporter, start_pool
     assert keeper.process.poll() is None
 
 
-def test_desired_workers_follow_the_formula(start_exporter, redis_conn, settings):
+def test_desired_workers_by_depth_follow_the_formula(start_exporter, redis_conn, settings):
     base = start_exporter(EXECUTION_WORKER_CONCURRENCY="4")
     for count, desired in ((1, 1), (4, 1), (5, 2), (9, 3)):
         while redis_conn.llen("rq:queue:executions") < count:
             submit_execution(workflows.quick(), connection=redis_conn, settings=settings)
-        assert scrape(base)[q("nodedrop_workers_desired")] == desired
+        assert scrape(base)[q("nodedrop_workers_desired_by_depth")] == desired
 
 
 def test_redis_outage_and_recovery(start_exporter, tmp_path):

@@ -95,6 +95,9 @@ def _submit(connection: Redis, settings, counter: HttpCounter, workflow: dict | 
 
 
 def _rq_worker(redis_url: str, worker_class: str, *extra: str, **env: str) -> subprocess.Popen[bytes]:
+    # Inline: these workers die themselves, as a whole container would; supervised, their supervisor
+    # would survive them.
+    env.setdefault("EXECUTION_ISOLATION", "inline")
     return subprocess.Popen([sys.executable, "-m", "rq.cli", "worker", "-w", worker_class,
                              "-S", "rq.serializers.JSONSerializer", "--url", redis_url, *extra, "executions"],
                             env=child_env(redis_url, **env), cwd=ROOT, stdout=subprocess.DEVNULL,

@@ -53,7 +53,7 @@ def _running_horse(worker_pid: int) -> int:
 
 
 def test_killed_work_horse_fails_the_attempt_and_is_retried(start_pool, redis_conn, settings):
-    pool = start_pool(concurrency=1)
+    pool = start_pool(concurrency=1, EXECUTION_ISOLATION="fork")
     execution_id = submit_execution(workflows.counted(), {"sleep": 3}, connection=redis_conn, settings=settings)
     wait_for(lambda: redis_conn.hget(f"nodedrop:execution:{execution_id}", "currentNode") == b"sleep", 20)
     worker_name = ExecutionControl(redis_conn, settings).get(execution_id)["attempts"][0]["worker"]
@@ -68,7 +68,9 @@ def test_killed_work_horse_fails_the_attempt_and_is_retried(start_pool, redis_co
 
 
 def test_rq_stop_command_cancels_the_running_execution(start_pool, redis_conn, settings):
-    start_pool(concurrency=1)
+    # RQ kills the work horse; supervised, the stop becomes a cancel at the next node boundary
+    # (tests/queue/test_inline_isolation.py).
+    start_pool(concurrency=1, EXECUTION_ISOLATION="fork")
     execution_id = submit_execution(workflows.counted(), {"sleep": 5}, connection=redis_conn, settings=settings)
     wait_for(lambda: redis_conn.hget(f"nodedrop:execution:{execution_id}", "currentNode") == b"sleep", 20)
     send_stop_job_command(redis_conn, execution_id)

@@ -23,6 +23,8 @@ from tests.support import workflows
 BUDGET = 2048
 # Keys of the worker itself and of the test functions, not of an execution.
 _NOT_THE_EXECUTIONS = ("rq:worker", "rq:clean", "test:")
+# The execution's event log is not retained: it expires EVENT_LOG_TERMINAL_TTL s after the execution ended.
+_EVENT_LOG = keys.execution_events("")
 
 
 def _sizes(redis_conn) -> dict[bytes, int]:
@@ -31,10 +33,14 @@ def _sizes(redis_conn) -> dict[bytes, int]:
 
 
 def _left_by(redis_conn, run: Callable[[], str]) -> tuple[str, int, dict[str, int]]:
-    """The bytes (MEMORY USAGE of every sample) that ``run``'s execution adds to Redis, with each key's share."""
+    """The bytes (MEMORY USAGE of every sample) that ``run``'s execution leaves in Redis once its event log
+    has expired, with each key's share."""
     before = _sizes(redis_conn)
     execution_id = run()
-    grown = {name.decode(): size - before.get(name, 0) for name, size in _sizes(redis_conn).items()}
+    log = keys.execution_events(execution_id)
+    assert 0 < redis_conn.ttl(log) <= keys.EVENT_LOG_TERMINAL_TTL
+    grown = {name.decode(): size - before.get(name, 0) for name, size in _sizes(redis_conn).items()
+             if not name.decode().startswith(_EVENT_LOG)}
     return execution_id, sum(grown.values()), {name: size for name, size in grown.items() if size}
 
 
@@ -55,9 +61,11 @@ def test_a_succeeded_and_a_failed_execution_each_leave_at_most_2_kb(redis_url, r
             redis_conn, lambda w=workflow, s=run_settings: _run(redis_url, redis_conn, s, w, {"n": 1}))
         assert status_of(redis_conn, execution_id) == outcome
         assert size <= BUDGET, (outcome, size, by_key)
-        # Its state and its RQ job; no results stream, no copy of the workflow.
+        # Its state and its RQ job, and entries of RQ's registry and of the search index of its status; no
+        # results stream, no copy of the workflow.
         assert set(by_key) <= {keys.execution(execution_id), f"rq:job:{execution_id}",
-                               f"rq:finished:{settings.queue}", f"rq:failed:{settings.queue}"}, by_key
+                               f"rq:finished:{settings.queue}", f"rq:failed:{settings.queue}",
+                               keys.search_status(outcome)}, by_key
         assert not redis_conn.exists(f"rq:results:{execution_id}")
     state = ExecutionControl(redis_conn, settings).get(execution_id)
     assert [a["status"] for a in state["attempts"]] == ["failed"] * 4

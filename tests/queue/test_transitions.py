@@ -168,3 +168,53 @@ def test_every_private_rq_name_we_use_still_exists(redis_conn):
 
 def status_of(redis_conn, execution_id: str) -> str:
     return redis_conn.hget(keys.execution(execution_id), "status").decode()
+
+
+def _wait_histogram(redis_conn, queue: str) -> tuple[int, float, dict[str, float]]:
+    from nodedrop_rq import counters
+    raw = counters.decode(redis_conn.hgetall(keys.counters(queue)))
+    buckets = dict(counters.cumulative_buckets(raw, counters.WAIT_BUCKETS, counters.WAIT_BUCKET_PREFIX))
+    return int(buckets["+Inf"]), float(raw.get(counters.WAIT_SUM, 0)), buckets
+
+
+def test_the_start_observes_the_queue_wait_from_the_enqueue(redis_conn, settings, transitions):
+    import time
+    queue = settings.queue
+    execution_id = _submitted(redis_conn, settings)
+    before = time.time()
+    first = transitions.start(execution_id, queue, "w1", "token-1", enqueued_at=before - 100)
+    after = time.time()
+    assert first.began
+    count, total, buckets = _wait_histogram(redis_conn, queue)
+    assert count == 1 and 100 <= total <= after - before + 100 + 1e-3
+    assert (buckets["60"], buckets["120"], buckets["+Inf"]) == (0, 1, 1)
+    # The same start re-sent (a lost reply) and another delivery while it runs observe nothing.
+    assert transitions.start(execution_id, queue, "w1", "token-1", enqueued_at=before - 100).began
+    assert not transitions.start(execution_id, queue, "w2", "token-2", enqueued_at=before).began
+    assert _wait_histogram(redis_conn, queue)[0] == 1
+    # A start without a known enqueue time (an older caller) is not observed rather than guessed.
+    other = _submitted(redis_conn, settings)
+    assert transitions.start(other, queue, "w3", "token-3").began
+    assert _wait_histogram(redis_conn, queue)[0] == 1
+
+
+@pytest.mark.parametrize("due", ["2024-02-29T23:59:59.500Z", "2023-12-31T23:59:58.250Z", "2000-03-01T00:00:00.000Z"])
+def test_a_retry_waits_from_its_due_time_not_from_the_first_enqueue(redis_conn, settings, transitions, due):
+    import time
+    from datetime import datetime
+    queue = settings.queue
+    execution_id = _submitted(redis_conn, settings)
+    assert transitions.start(execution_id, queue, "w1", "token-1", enqueued_at=time.time()).began
+    assert transitions.finish(execution_id, queue, attempt=1, token="token-1", target=status.RETRYING,
+                              error={"message": "boom"}, retry_in=2)
+    # The due time the failed attempt wrote, moved into the past (a date the parser must get right).
+    redis_conn.hset(keys.execution(execution_id), "nextRetryAt", due)
+    ready = datetime.fromisoformat(due.replace("Z", "+00:00")).timestamp()
+    count, total, _ = _wait_histogram(redis_conn, queue)
+    before = time.time()
+    # RQ's scheduler re-enqueued it just now; the first enqueue was long ago: neither is the wait's start.
+    assert transitions.start(execution_id, queue, "w2", "token-2", enqueued_at=before).began
+    after = time.time()
+    new_count, new_total, _ = _wait_histogram(redis_conn, queue)
+    assert new_count == count + 1
+    assert before - ready - 1e-3 <= new_total - total <= after - ready + 1e-3

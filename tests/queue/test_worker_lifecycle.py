@@ -53,13 +53,15 @@ def test_a_crashed_worker_process_is_replaced(start_pool, redis_conn, settings):
 
     pool = start_pool(concurrency=2)
     wait_for(lambda: len(descendants(pool.pid)) >= 2, 15, what="workers")
-    wait_for(lambda: len(redis_conn.smembers("rq:workers")) == 2, 15, what="workers to register")
+    registered = wait_for(lambda: len(redis_conn.smembers("rq:workers")) == 2 and redis_conn.smembers("rq:workers"),
+                          15, what="workers to register")
     pool.remember_groups()  # so teardown also ends the killed worker's orphaned scheduler
     victim = descendants(pool.pid)[0]
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: victim not in descendants(pool.pid) and len(descendants(pool.pid)) >= 2, 15,
              what="a replacement worker")
-    # The dead worker's entry stays in rq:workers until its TTL: 3 entries = the replacement registered.
-    wait_for(lambda: len(redis_conn.smembers("rq:workers")) >= 3, 20, what="the replacement to register")
+    # The supervisor unregisters the dead worker: two entries again, one of them new.
+    wait_for(lambda: len(redis_conn.smembers("rq:workers")) == 2 and redis_conn.smembers("rq:workers") != registered,
+             20, what="the replacement to register")
     execution_id = submit_execution(workflows.quick(), connection=redis_conn, settings=settings)
     wait_status(redis_conn, execution_id, "succeeded", 40)

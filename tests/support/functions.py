@@ -87,3 +87,30 @@ def sleep_then_fail(items: list[dict[str, Any]], parameters: dict[str, Any]) -> 
 
 
 register_function("sleep_then_fail", sleep_then_fail)
+
+
+def hang_in_c_once(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """On its first run (per tag) blocks inside C code holding the GIL (a catastrophic regex), where the
+    in-process job timeout (SIGALRM) cannot reach it; later runs return at once."""
+    import re
+
+    if _connection().incr(f"test:hangs:{_data(items).get('tag', 'default')}") == 1:
+        re.match(r"(a+)+$", "a" * 40 + "b")  # takes hours: only a kill ends it
+    return items
+
+
+register_function("hang_in_c_once", hang_in_c_once)
+
+
+def wait_for_gate(items: list[dict[str, Any]], parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Waits (up to 30 s) until the test sets `test:gate:<tag>`: holds an execution at a known node."""
+    key = f"test:gate:{_data(items).get('tag', 'default')}"
+    deadline = time.monotonic() + 30
+    while not _connection().exists(key):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{key} was never set")
+        time.sleep(0.02)
+    return items
+
+
+register_function("wait_for_gate", wait_for_gate)

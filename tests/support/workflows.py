@@ -62,3 +62,8 @@ def http_counted_failing() -> dict[str, Any]:
 def slow_failing() -> dict[str, Any]:
     """POSTs to the counter, then one node sleeps (the input's sleep) and fails."""
     return chain("slow-failing", start(), function("count", "http_count"), function("flaky", "sleep_then_fail"))
+
+
+def hanging_once() -> dict[str, Any]:
+    """trigger -> hang_in_c_once (blocks past any timeout on its first run only) -> set."""
+    return chain("hanging-once", start(), function("hang", "hang_in_c_once"), set_value("mark", "done", True))

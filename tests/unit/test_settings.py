@@ -15,6 +15,7 @@ def test_defaults_follow_the_seed():
     assert s.retry_intervals == (2, 4, 8)
     assert s.max_attempts == 4
     assert s.redis_url_given is False
+    assert (s.target_wait_seconds, s.worker_health_port) == (5.0, 0)
 
 
 def test_values_are_read_from_the_environment():
@@ -26,6 +27,8 @@ def test_values_are_read_from_the_environment():
         "EXECUTION_QUEUE": "high",
         "EXECUTION_RETRY_INTERVALS": "1, 3",
         "EXECUTION_JOB_TIMEOUT": "30",
+        "EXECUTION_TARGET_WAIT_SECONDS": "0.5",
+        "NODEDROP_WORKER_HEALTH_PORT": "9728",
     })
     assert s.redis_url == "rediss://:secret@redis.example:6380/2"
     assert s.redis_url_given
@@ -34,6 +37,7 @@ def test_values_are_read_from_the_environment():
     assert s.retry_intervals == (1, 3)
     assert s.max_attempts == 3
     assert s.job_timeout == 30
+    assert (s.target_wait_seconds, s.worker_health_port) == (0.5, 9728)
 
 
 def test_api_token_is_not_in_repr():
@@ -55,6 +59,10 @@ def test_api_token_is_not_in_repr():
         ("EXECUTION_RETRY_INTERVALS", "2,x", "'x'"),
         ("EXECUTION_QUEUE", "a b", "letters"),
         ("EXECUTION_JOB_TIMEOUT", "-5", "at least 1"),
+        ("EXECUTION_TARGET_WAIT_SECONDS", "0", "at least 0.001"),
+        ("EXECUTION_TARGET_WAIT_SECONDS", "nan", "finite"),
+        ("EXECUTION_TARGET_WAIT_SECONDS", "soon", "number of seconds"),
+        ("NODEDROP_WORKER_HEALTH_PORT", "70000", "at most 65535"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_value(name, value, fragment):
