@@ -4,9 +4,10 @@
 
 Against a fresh redis-server, with the default settings (TTLs, retries): one execution of the workflow
 first (so that what all executions share exists: the workflow document, registries, counters), then N
-executions of the trivial 3-node workflow of bench/throughput.py run by an inline worker pool, then the
-memory they left: INFO's ``used_memory`` delta, and ``MEMORY USAGE`` (every sample) of every key, by key
-type, with the growth of shared keys (registries, indexes) split over the executions. Failed executions
+executions of the trivial 3-node workflow of bench/throughput.py run by a worker pool, then the
+memory they left once their event logs expired (60 s after each ended; the figure right after is printed
+too): INFO's ``used_memory`` delta, and ``MEMORY USAGE`` (every sample) of every key, by key type, with the
+growth of shared keys (registries, indexes) split over the executions. Failed executions
 are the same workflow with a node that always fails: four attempts (the default 2, 4, 8 s retries),
 then RQ's failed registry.
 """
@@ -23,6 +24,7 @@ from typing import Any
 from redis import Redis
 
 from bench.common import start, stop, trivial_workflow, wait_until, workers_registered, write_result
+from nodedrop_rq import keys
 from nodedrop_rq.embedded_redis import EmbeddedRedis
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.submit import submit_execution
@@ -65,8 +67,7 @@ def measure(url: str, label: str, workflow: dict[str, Any], count: int, registry
     connection = Redis.from_url(url)
     connection.flushall()
     settings = Settings(redis_url=url)
-    pool = start([sys.executable, "-m", "nodedrop_rq", "worker", "--concurrency", str(concurrency)], url,
-                 EXECUTION_ISOLATION="inline")
+    pool = start([sys.executable, "-m", "nodedrop_rq", "worker", "--concurrency", str(concurrency)], url)
     done = f"rq:{registry}:{QUEUE}"
     try:
         wait_until(lambda: workers_registered(connection) >= concurrency, 60, "workers")
@@ -82,6 +83,12 @@ def measure(url: str, label: str, workflow: dict[str, Any], count: int, registry
         wait_until(lambda: connection.zcard(done) >= count + 1 and connection.zcard(f"nodedrop:active:{QUEUE}") == 0,
                    3600, f"{count} executions to end in {registry}")
         ran = time.monotonic() - clock
+        connection.execute_command("MEMORY", "PURGE")
+        ended_memory = int(connection.info("memory")["used_memory"])
+        # What is retained: the event logs expire EVENT_LOG_TERMINAL_TTL s after their execution ended.
+        time.sleep(keys.EVENT_LOG_TERMINAL_TTL)
+        wait_until(lambda: not any(True for _ in connection.scan_iter(f"{keys.execution_events('')}*", count=10_000)),
+                   keys.EVENT_LOG_TERMINAL_TTL + 120, "the event logs to expire")
         connection.execute_command("MEMORY", "PURGE")
         after_memory = int(connection.info("memory")["used_memory"])
         after = key_sizes(connection)
@@ -101,6 +108,7 @@ def measure(url: str, label: str, workflow: dict[str, Any], count: int, registry
     return {
         "setup": label, "executions": count, "submit_seconds": round(submitted, 1), "run_seconds": round(ran, 1),
         "used_memory_per_execution": round((after_memory - before_memory) / count),
+        "used_memory_per_execution_at_its_end": round((ended_memory - before_memory) / count),
         "memory_usage_per_execution": round(total / count),
         "keys_per_execution": round(sum(keys_of_type.values()) / count, 2),
         "by_key_type": {kind: round(size / count) for kind, size in by_type.most_common() if abs(size) >= count},
@@ -123,7 +131,8 @@ def main() -> None:
     for row in rows:
         print(f"\n{row['setup']}: {row['executions']} executions (submitted in {row['submit_seconds']} s, "
               f"all ended after {row['run_seconds']} s)")
-        print(f"  used_memory delta per execution: {row['used_memory_per_execution']} bytes")
+        print(f"  used_memory delta per execution: {row['used_memory_per_execution']} bytes retained "
+              f"({row['used_memory_per_execution_at_its_end']} right after the last ended, with the event logs)")
         print(f"  MEMORY USAGE per execution:      {row['memory_usage_per_execution']} bytes, "
               f"{row['keys_per_execution']} keys")
         for kind, size in row["by_key_type"].items():
