@@ -12,8 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
+from redis import Redis
 
+from nodedrop_rq import keys
 from nodedrop_rq.api.models import ExecutionState
 from nodedrop_rq.jsontext import readable
 
@@ -44,3 +48,16 @@ def fit(model: type[BaseModel], record: dict[str, Any]) -> dict[str, Any]:
     if unreadable:
         record["unreadableFields"] = unreadable
     return record
+
+
+async def submitted(request: Request, response: Response, connection: Redis, execution_id: str,
+                    idempotency_key: str | None) -> dict[str, Any]:
+    """The ``202`` answer of a submit (``SubmitResponse``) with its ``Location``."""
+    # "queued" for a new execution; a reused idempotency key answers with the first one's status.
+    status = "queued"
+    if idempotency_key is not None:
+        current = await run_in_threadpool(connection.hget, keys.execution(execution_id), "status")
+        status = current.decode() if isinstance(current, bytes) else (current or status)
+    base = f"{request.scope.get('root_path', '')}/api/executions/{execution_id}"
+    response.headers["Location"] = base
+    return {"id": execution_id, "status": status, "links": {"self": base, "cancel": f"{base}/cancel"}}
