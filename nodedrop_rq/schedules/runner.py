@@ -39,6 +39,7 @@ from nodedrop_rq.schedules.firing import fire_schedule
 from nodedrop_rq.schedules.rq_json import JSONJob, JSONQueue
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.workflow import WorkflowInvalid
+from nodedrop_rq.workflows_store import WorkflowNotFound
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +191,13 @@ class ScheduleRunner(Scheduler):
         execution_id = None
         try:
             execution_id = fire_schedule(schedule_id, workflow, items, int(score), connection=self.connection,
-                                         settings=self.settings)
+                                         settings=self.settings, workflow_id=(job.kwargs or {}).get("workflow_id"))
             log.info("schedule %s fired (due %s, %.1f s late): execution %s", schedule_id,
                      datetime.fromtimestamp(score, timezone.utc).isoformat(), now - score, execution_id)
         except RedisError:
             raise  # nothing moved: the firing is retried once Redis answers
+        except WorkflowNotFound as exc:
+            log.error("schedule %s not fired: %s (deleted?)", schedule_id, exc)
         except WorkflowInvalid as exc:
             log.error("schedule %s not fired: its workflow is no longer valid under the current limits: %s",
                       schedule_id, exc)
