@@ -98,6 +98,12 @@ def test_stored_workflows_crud_paging_every_problem_and_the_token(service):
     state = service.wait_status(run.json()["id"], "succeeded", 30)
     assert (state["workflowId"], state["workflowVersion"]) == ("w-b", 1)
     assert service.http.post("/api/workflows/nope/executions").status_code == 404
+    scheduled = service.http.post("/api/schedules", json={"workflowId": "w-b", "cron": "0 3 * * *"})
+    assert scheduled.status_code == 201 and scheduled.json()["workflowId"] == "w-b"
+    assert service.http.delete(f"/api/schedules/{scheduled.json()['id']}").status_code == 204
+    both = service.http.post("/api/schedules", json={"workflowId": "w-b", "workflow": workflows.quick(), "in": "5m"})
+    assert both.status_code == 422
+    assert service.http.post("/api/schedules", json={"workflowId": "nope", "in": "5m"}).status_code == 422
     paths = httpx.get(f"{service.base_url}/openapi.json").json()["paths"]
     assert {"/api/workflows", "/api/workflows/{workflow_id}", "/api/workflows/{workflow_id}/executions",
             "/webhook/{path}"} <= set(paths)
