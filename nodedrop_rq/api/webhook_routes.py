@@ -90,21 +90,25 @@ def build_webhook_router(connection: Redis, client: aioredis.Redis, settings: Se
                 parsed.popitem(last=False)
         return document, version, configs
 
+    def resolve(path: str, method: str) -> tuple[dict[str, str], Any]:
+        owners = store.webhook_owners(path)
+        return owners, (load(owners[method]) if method in owners else None)
+
     async def call(path: str, request: Request) -> Response:
         path = normalize_path(path)
-        owners = await run_in_threadpool(store.webhook_owners, path) if 0 < len(path) <= MAX_PATH else {}
-        if not owners:
-            return _send(responses.error(404, "Webhook trigger not found", path))
         headers = header_dict(request.scope.get("headers", []))
         method = request.method
         preflight = method == "OPTIONS" and "access-control-request-method" in headers
         wanted = headers.get("access-control-request-method", "").upper() if preflight else method
+        # One thread hop for both reads: the index, then the owner's current document.
+        owners, loaded = await run_in_threadpool(resolve, path, wanted) if 0 < len(path) <= MAX_PATH else ({}, None)
+        if not owners:
+            return _send(responses.error(404, "Webhook trigger not found", path))
         owner = owners.get(wanted)
         if owner is None:
             allowed = sorted(owners)
             return _send(responses.error(405, f"The {wanted} method is not supported for this route. Supported "
                                               f"methods: {', '.join(allowed)}.", path, allowed=allowed))
-        loaded = await run_in_threadpool(load, owner)
         config = loaded[2].get((path, wanted)) if loaded else None
         if loaded is None or config is None:  # changed since the index was read
             return _send(responses.error(404, "Webhook trigger not found", path))
