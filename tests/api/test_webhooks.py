@@ -171,6 +171,12 @@ def test_hmac_authentication_ip_list_and_origins(service, redis):
     answered = call(service, "basic-1", json={"n": 4}, auth=("ann", "pa:ss"))
     assert answered.status_code == 200 and answered.json()["n"] == 4
     assert "authorization" not in answered.json()["headers"]  # the checked credentials are not passed on
+    query = {"type": "query", "settings": {"queryParam": "token", "expectedValue": "qs-secret-9"}}
+    assert put(service, "query", hook_flow("query-1", echo(), authentication=query)).status_code == 201
+    assert call(service, "query-1?token=nope", json={}).status_code == 401
+    assert call(service, "query-1?token=qs-secret-9", json={}).status_code == 200
+    assert "qs-secret-9" not in service.output() and "k3y" not in service.output()  # not in the access log
+    assert "POST /webhook/query-1 HTTP" in service.output()
 
     assert put(service, "far", hook_flow("far-1", echo(), options={"ipWhitelist": "10.0.0.0/8"})).status_code == 201
     refused = call(service, "far-1", json={})
