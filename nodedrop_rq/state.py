@@ -17,6 +17,8 @@ error            JSON {nodeId, nodeType, nodeName, message} of the last failure
 cancelRequested  "1" once a cancel was asked for a running execution
 idempotencyKey   the key it was submitted with, if any
 requeues         how often it was requeued from the failed registry by hand
+workflowId       the stored workflow's id (or the document's own ``id``); workflowVersion: the stored
+                 workflow's version it ran (absent for a document submitted whole)
 ===============  ==============================================================================
 
 The key lives EXECUTION_STATE_TTL seconds while the execution is active and EXECUTION_COMPLETION_TTL
@@ -48,7 +50,7 @@ from nodedrop_rq.execution.status import (  # noqa: E402,F401
 from nodedrop_rq.settings import Settings
 
 _JSON_FIELDS = ("nodes", "output", "error")
-_INT_FIELDS = ("attempt", "maxAttempts", "requeues", "attemptBase")
+_INT_FIELDS = ("attempt", "maxAttempts", "requeues", "attemptBase", "workflowVersion")
 # Internal to the state machine: the running attempt's fencing token is not part of the public record.
 _HIDDEN_FIELDS = ("token",)
 
