@@ -129,7 +129,7 @@ def _wait(control: RoutedControl, execution_id: str, timeout: float, show_progre
             last_line = line
 
     try:
-        snapshot = event_log.read_snapshot(control.connection, execution_id)
+        snapshot = event_log.read_snapshot(control.connection_of(execution_id), execution_id)
         current = snapshot.state or control.get(execution_id)
         cursor = event_log.begin(snapshot, None).cursor
         show(_progress_line(current))
@@ -146,7 +146,7 @@ def _wait(control: RoutedControl, execution_id: str, timeout: float, show_progre
                      f"{current['status']} and goes on; {follow}", EXIT_TIMEOUT)
             until_hint = NO_WORKER_HINT_AFTER - waited if not hinted else WAIT_BLOCK
             block = max(min(WAIT_BLOCK, timeout - waited + 0.01, max(until_hint, 0.01)), 0.01)
-            events = event_log.read_after(control.connection, execution_id, cursor, int(block * 1000))
+            events = event_log.read_after(control.connection_of(execution_id), execution_id, cursor, int(block * 1000))
             for event in events:
                 cursor = event.id
                 current["status"] = _EVENT_STATUS.get(event.type, current["status"])
