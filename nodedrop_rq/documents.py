@@ -1,7 +1,7 @@
 """Workflow documents, stored once per distinct document under the SHA-256 of their canonical JSON.
 
 
-Executions of the same workflow share one ``nodedrop:workflow:<digest>`` string; each execution's state
+Executions of the same workflow share one ``nodedrop:document:<digest>`` string; each execution's state
 names the digest (field ``workflow``). A document is set only if absent (NX) and its TTL is only ever
 raised, to what the longest-lived execution using it needs: an execution that may still run needs it for
 ``EXECUTION_STATE_TTL`` (waiting, running, between retries) plus ``EXECUTION_FAILURE_TTL`` (failed, and
@@ -64,7 +64,7 @@ def keep(pipe: Pipeline, text: str, settings: Settings) -> str:
     """Add to ``pipe`` the writes that store the document ``text`` (or keep an existing copy long enough
     for one more execution); returns its digest."""
     digest = digest_of(text)
-    pipe.eval(scripts.KEEP_DOCUMENT, 1, keys.workflow(digest), text, lifetime(settings))
+    pipe.eval(scripts.KEEP_DOCUMENT, 1, keys.document(digest), text, lifetime(settings))
     return digest
 
 
@@ -79,7 +79,7 @@ def load(connection: Redis, digest: str) -> dict[str, Any]:
         if text is not None:
             _cache.move_to_end(digest)
     if text is None:
-        raw = connection.get(keys.workflow(digest))
+        raw = connection.get(keys.document(digest))
         if raw is None:
             raise DocumentMissing(f"workflow document {digest} is no longer stored")
         text = raw.decode() if isinstance(raw, bytes) else raw

@@ -17,11 +17,11 @@ def execution(execution_id: str) -> str:
     return f"{PREFIX}:execution:{execution_id}"
 
 
-def workflow(digest: str) -> str:
+def document(digest: str) -> str:
     """String: a workflow document (canonical JSON), stored once under its SHA-256 for every execution
     of it. TTL: raised (never lowered) to what the longest-lived execution using it needs; see
     ``nodedrop_rq.documents``."""
-    return f"{PREFIX}:workflow:{digest}"
+    return f"{PREFIX}:document:{digest}"
 
 
 def idempotency(key: str) -> str:
@@ -109,6 +109,25 @@ SEARCH_WORKFLOW_STATUS = f"{SEARCH_PREFIX}:workflow-status:"
 
 def search_workflow_status(workflow_id: str, status: str) -> str:
     return f"{SEARCH_WORKFLOW_STATUS}{status}:{workflow_id}"
+
+
+def workflow(workflow_id: str) -> str:
+    """Hash: a stored workflow (``id``, ``version``, ``hash``, ``document``, ``name``, ``webhooks``,
+    ``createdAt``, ``updatedAt``; nodedrop_rq/workflows_store.py). No TTL: kept until deleted."""
+    return f"{PREFIX}:workflow:{workflow_id}"
+
+
+def workflows() -> str:
+    """Sorted set: ids of the stored workflows, all scored 0, so that they page in id order (ZRANGEBYLEX).
+    No TTL; written with the workflow's hash."""
+    return f"{PREFIX}:workflows"
+
+
+def webhook(path: str) -> str:
+    """Hash: HTTP method -> id of the stored workflow whose webhook trigger answers that method at
+    ``/webhook/<path>``. The index of webhook calls (one HGETALL), written with the workflow's hash on
+    every PUT and DELETE. No TTL."""
+    return f"{PREFIX}:webhook:{path}"
 
 
 # rq-scheduler's sorted set of schedules (score = next firing, Unix seconds).

@@ -39,6 +39,10 @@ class RoutedControl:
 
     # -- by execution id ------------------------------------------------------------------------------
 
+    def connection_of(self, execution_id: str) -> Any:
+        """The client of the server that holds the execution (its state and event log)."""
+        return self._locate(execution_id).client
+
     def get(self, execution_id: str) -> dict[str, Any]:
         server = self._locate(execution_id)
         with self.router.answering(server):

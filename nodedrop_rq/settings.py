@@ -100,6 +100,8 @@ class Settings:
     sse_max_seconds: int = 1800
     sse_heartbeat: int = 15
     sse_max_connections: int = 200
+    # /webhook/...: seconds a `responseMode: lastNode` call waits for its execution to end (NodeDrop's is 30).
+    webhook_wait_seconds: float = 30.0
     # Workflow limits, enforced at validation (submit time).
     max_nodes: int = 500
     max_input_items: int = 10_000
@@ -197,6 +199,7 @@ class Settings:
             sse_heartbeat=_int(env, "NODEDROP_SSE_HEARTBEAT", d.sse_heartbeat, minimum=1, maximum=300),
             sse_max_connections=_int(env, "NODEDROP_SSE_MAX_CONNECTIONS", d.sse_max_connections, minimum=1,
                                      maximum=100_000),
+            webhook_wait_seconds=_float(env, "NODEDROP_WEBHOOK_WAIT_SECONDS", d.webhook_wait_seconds, minimum=0.1),
             max_nodes=_int(env, "WORKFLOW_MAX_NODES", d.max_nodes, minimum=1),
             max_input_items=_int(env, "WORKFLOW_MAX_ITEMS", d.max_input_items, minimum=1),
             max_expression_length=_int(env, "WORKFLOW_MAX_EXPRESSION_LENGTH", d.max_expression_length, minimum=1),

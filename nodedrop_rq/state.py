@@ -5,7 +5,7 @@ Fields (all strings in Redis; JSON where noted; an absent field reads as its def
 ===============  ==============================================================================
 queue            the queue it runs on (the id is the key's, and the RQ job's)
 workflowName     the workflow's name
-workflow         digest of the workflow document, stored once at ``nodedrop:workflow:<digest>``
+workflow         digest of the workflow document, stored once at ``nodedrop:document:<digest>``
 input            JSON list of the input items
 status           queued | running | retrying | succeeded | failed | cancelled
 attempt          number of the current or last attempt (1-based); maxAttempts: 1 + retries
@@ -21,14 +21,15 @@ excString        the innermost frame's location of a failed node's traceback (``
 attempt:<n>      JSON {r: startedAt (ms after createdAt), d: finishedAt (ms after the start), st: status
                  (left out for a failed attempt, which has e), e: {m: message, k: kind} (1 when it is the
                  previous attempt's), w: worker (left out when it is the previous attempt's)}: one field
-                 per attempt,
-                 read back as the list ``attempts`` of {attempt, startedAt, finishedAt, status, error,
-                 worker}
+                 per attempt, read back as the list ``attempts`` of {attempt, startedAt, finishedAt, status,
+                 error, worker}
 output           JSON list of items of the final node(s), once succeeded
 error            JSON {nodeId, nodeType, nodeName, message, kind} of the last failure
 cancelRequested  "1" once a cancel was asked for a running execution
 idempotencyKey   the key it was submitted with, if any
 requeues         how often it was requeued from the failed registry by hand
+workflowId       the stored workflow's id (or the document's own ``id``); workflowVersion: the stored
+                 workflow's version it ran (absent for a document submitted whole)
 ===============  ==============================================================================
 
 Values longer than 64 bytes are stored in pieces (``output``, ``output#1``, ...; see
@@ -64,7 +65,7 @@ from nodedrop_rq.execution.status import (  # noqa: E402,F401
 from nodedrop_rq.settings import Settings
 
 _JSON_FIELDS = ("nodes", "output", "error")
-_INT_FIELDS = ("attempt", "maxAttempts", "requeues", "attemptBase")
+_INT_FIELDS = ("attempt", "maxAttempts", "requeues", "attemptBase", "workflowVersion")
 _TIME_FIELDS = ("createdAt", "startedAt", "finishedAt", "nextRetryAt")
 # Internal to the state machine and the worker: the running attempt's fencing token, the workflow's digest
 # and the input are not part of the public record.

@@ -34,12 +34,16 @@ def submit_execution(
     execution_id: str | None = None,
     router: routing.QueueRouter | None = None,
     shard_key: str | None = None,
+    workflow_id: str | None = None,
+    workflow_version: int | None = None,
 ) -> str:
     """Validate ``workflow`` and ``input``, store the execution as ``queued`` and enqueue it, exactly once.
 
     Returns the execution id (also the RQ job id). Raises :class:`WorkflowInvalid` (listing every
     problem) before anything is written to Redis. Submitting again with the same ``idempotency_key``
     (or the same ``execution_id``) returns the first execution's id while its state exists.
+    ``workflow_id`` and ``workflow_version`` (a stored workflow's, :mod:`nodedrop_rq.workflows_store`) are
+    recorded on the execution; the id wins over the document's own ``id``.
 
     The write is one WATCHed transaction, so redis-py never re-sends it after a lost reply (a re-sent
     MULTI would enqueue the job twice). After a connection error the outcome is read back: the id is
@@ -53,7 +57,8 @@ def submit_execution(
     if connection is None:
         return routing.submit_routed(submit_execution, router or routing.default_router(settings), settings,
                                      workflow, input, queue, shard_key, idempotency_key=idempotency_key,
-                                     execution_id=execution_id)
+                                     execution_id=execution_id, workflow_id=workflow_id,
+                                     workflow_version=workflow_version)
     parsed, items = _validated(workflow, input, settings)
     if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
         raise WorkflowInvalid([Problem("idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")])
@@ -63,7 +68,8 @@ def submit_execution(
     execution_id = execution_id or uuid.uuid4().hex
     for _ in range(MAX_SUBMIT_TRIES):
         try:
-            stored = _write_once(connection, settings, parsed, items, queue_name, execution_id, idempotency_key)
+            stored = _write_once(connection, settings, parsed, items, queue_name, execution_id, idempotency_key,
+                                 workflow_id, workflow_version)
         except WatchError:
             stored = None  # a concurrent submit with the same key or id, or the connection broke while watching
         except (ConnectionError, TimeoutError):
@@ -79,7 +85,8 @@ def submit_execution(
 
 
 def _write_once(connection: Redis, settings: Settings, parsed: Workflow, items: list[dict], queue_name: str,
-                execution_id: str, idempotency_key: str | None) -> str | None:
+                execution_id: str, idempotency_key: str | None, workflow_id: str | None = None,
+                workflow_version: int | None = None) -> str | None:
     """One WATCHed try. Returns the id stored (ours or the idempotency key's), or None if nothing is."""
     store = ExecutionStore(connection, settings)
     document_text = documents.canonical(parsed.to_document())
@@ -102,7 +109,9 @@ def _write_once(connection: Redis, settings: Settings, parsed: Workflow, items: 
                      max_attempts=settings.max_attempts, idempotency_key=idempotency_key, workflow=digest,
                      items=items)
         pipe.zadd(keys.active(queue_name), {execution_id: time.time()})
-        search.index_new(pipe, execution_id, search.workflow_id_of(parsed.extra), time.time())
+        search.index_new(pipe, execution_id, workflow_id or search.workflow_id_of(parsed.extra), time.time())
+        if workflow_version is not None:
+            pipe.hset(keys.execution(execution_id), "workflowVersion", workflow_version)
         pipe.sadd(keys.queues(), queue_name)
         pipe.execute()
     return execution_id

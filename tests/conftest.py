@@ -26,7 +26,7 @@ FUNCTIONS_MODULE = "tests.support.functions"
 # the API in process, the state machine, settings) runs in under a minute on 2 cores.
 SLOW_MODULES = frozenset({
     "api/test_event_stream.py", "api/test_http_edges.py", "api/test_http_service.py", "api/test_requests.py",
-    "api/test_service.py",
+    "api/test_service.py", "api/test_webhooks.py",
     "conformance/test_worker_pool.py",
     "deploy/test_prometheus_integration.py", "deploy/test_worker_health_port.py",
     "exporter/test_metrics_endpoint.py", "exporter/test_metrics_lifecycle.py", "exporter/test_queue_wait.py",

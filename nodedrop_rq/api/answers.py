@@ -10,8 +10,11 @@ to ``unreadableFields`` as JSON text, so the rest of the state is still answered
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
+from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 
 from nodedrop_rq.api.models import ExecutionState
@@ -44,3 +47,16 @@ def fit(model: type[BaseModel], record: dict[str, Any]) -> dict[str, Any]:
     if unreadable:
         record["unreadableFields"] = unreadable
     return record
+
+
+async def submitted(request: Request, response: Response, status_of: Callable[[str], str | None], execution_id: str,
+                    idempotency_key: str | None) -> dict[str, Any]:
+    """The ``202`` answer of a submit (``SubmitResponse``) with its ``Location``; ``status_of`` reads an
+    execution's status (on whichever Redis holds it)."""
+    # "queued" for a new execution; a reused idempotency key answers with the first one's status.
+    status = "queued"
+    if idempotency_key is not None:
+        status = await run_in_threadpool(status_of, execution_id) or status
+    base = f"{request.scope.get('root_path', '')}/api/executions/{execution_id}"
+    response.headers["Location"] = base
+    return {"id": execution_id, "status": status, "links": {"self": base, "cancel": f"{base}/cancel"}}

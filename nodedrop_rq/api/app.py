@@ -10,8 +10,12 @@ Routes (all JSON)::
     POST /api/executions/{id}/requeue        run a failed one again  202
     GET  /api/executions/{id}/events         Server-Sent Events      (event_routes.py)
     GET  /api/health                         queue counts; 503 when Redis is unreachable
+    PUT|GET|DELETE /api/workflows/{id}, GET /api/workflows, POST /api/workflows/{id}/executions
+                                             stored workflows        (workflow_routes.py)
+    /webhook/{path}                          webhook triggers        (webhook_routes.py; no token)
 
-With ``NODEDROP_API_TOKEN`` set, every ``/api/executions`` route needs ``Authorization: Bearer <token>``.
+With ``NODEDROP_API_TOKEN`` set, every ``/api/...`` route but health needs ``Authorization: Bearer <token>``;
+``/webhook/...`` is called by other systems and checks what each trigger configures instead.
 ``/api/health``, ``/openapi.json`` and ``/docs`` stay public: health is what load balancers and
 orchestrators probe (it returns counts only), and the API description holds no data or secret.
 """
@@ -39,7 +43,7 @@ from redis.retry import Retry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from nodedrop_rq.api.answers import state_answer
+from nodedrop_rq.api.answers import state_answer, submitted
 from nodedrop_rq.api.body import ClientGone, parse_model, read_json_object
 from nodedrop_rq.api.errors import ApiError, problems_error, scrub
 from nodedrop_rq.api.event_routes import build_event_router
@@ -56,6 +60,8 @@ from nodedrop_rq.api.models import (
 )
 from nodedrop_rq.api.schedule_routes import build_schedule_router
 from nodedrop_rq.api.search_routes import build_search_router
+from nodedrop_rq.api.webhook_routes import build_webhook_router
+from nodedrop_rq.api.workflow_routes import build_workflow_router
 from nodedrop_rq.connection import async_redis_from_settings, describe_redis_url, redis_url_secrets
 from nodedrop_rq.errors import ExecutionNotFound, InvalidOperation
 from nodedrop_rq.jsontext import readable
@@ -167,13 +173,7 @@ def create_app(settings: Settings, connection: Redis | None = None,
                 router=queue_router, settings=settings, queue=body.queue, shard_key=body.shardKey)
         except WorkflowInvalid as exc:
             raise problems_error("invalid workflow", exc.problems) from None
-        # "queued" for a new execution; a reused idempotency key answers with the first one's status.
-        status = "queued"
-        if idempotency_key is not None:
-            status = await run_in_threadpool(control.status_of, execution_id) or status
-        base = f"{request.scope.get('root_path', '')}/api/executions/{execution_id}"
-        response.headers["Location"] = base
-        return {"id": execution_id, "status": status, "links": {"self": base, "cancel": f"{base}/cancel"}}
+        return await submitted(request, response, control.status_of, execution_id, idempotency_key)
 
     # Declared before /{execution_id}, which would otherwise take "failed" for an id.
     @router.get(
@@ -236,6 +236,8 @@ def create_app(settings: Settings, connection: Redis | None = None,
     app.include_router(router)
     app.include_router(build_event_router(stream_client, settings, auth, router_responses))
     app.include_router(build_schedule_router(connection, settings, auth, router_responses))
+    app.include_router(build_workflow_router(connection, settings, auth, router_responses, control))
+    app.include_router(build_webhook_router(connection, stream_client, settings))
     app.include_router(build_health_router(health_connection, redis_where, lambda exc: _describe(exc, secrets)))
     multi = queue_router.multi
 

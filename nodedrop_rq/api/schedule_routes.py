@@ -25,7 +25,10 @@ class ScheduleRequest(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    workflow: dict[str, Any] = Field(description="A NodeDrop workflow (bare or export envelope)")
+    workflow: dict[str, Any] | None = Field(None, description="A NodeDrop workflow (bare or export envelope); "
+                                                              "or give `workflowId`")
+    workflowId: str | None = Field(None, min_length=1, max_length=128,  # noqa: N815 - the API's JSON name
+                                   description="A stored workflow: each firing runs its current version")
     input: ExecutionInput = None
     cron: str | None = Field(None, max_length=200, description='Cron expression, e.g. "*/5 * * * *"')
     tz: str = Field("UTC", max_length=100, description="IANA time zone of `cron`")
@@ -45,6 +48,7 @@ class ScheduleInfo(BaseModel):
     every: float | None
     at: str | None
     workflowName: str  # noqa: N815 - the API's JSON field name
+    workflowId: str | None = None  # noqa: N815
     nextFire: str | None  # noqa: N815
     lastFire: str | None  # noqa: N815
     queue: str | None = None
@@ -72,9 +76,12 @@ def build_schedule_router(connection: Redis, settings: Settings, dependencies: l
     async def add(request: Request) -> dict[str, Any]:
         body = parse_model(ScheduleRequest, await read_json_object(request, settings.max_body_bytes,
                                                                    settings.api_body_timeout))
+        if (body.workflow is None) == (body.workflowId is None):
+            raise problems_error("invalid schedule", [Problem("", 'give exactly one of "workflow" or "workflowId"')])
         plan = _plan(body)
         try:
-            schedule_id = await run_in_threadpool(store.add, plan, body.workflow, body.input, body.queue)
+            schedule_id = await run_in_threadpool(store.add, plan, body.workflow, body.input, body.queue,
+                                                  body.workflowId)
         except WorkflowInvalid as exc:
             raise problems_error("invalid workflow", exc.problems) from None
         infos = await run_in_threadpool(store.list)

@@ -26,6 +26,7 @@ import uvicorn
 
 from nodedrop_rq.api.app import create_app
 from nodedrop_rq.api.protocol import JsonErrorH11Protocol, listening_socket
+from nodedrop_rq.api.webhook_routes import QueryRedaction
 from nodedrop_rq.settings import Settings
 
 log = logging.getLogger("nodedrop_rq.serve")
@@ -129,6 +130,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_HTTP_SHUTDOWN,
     )
+    logging.getLogger("uvicorn.access").addFilter(QueryRedaction())
     server = uvicorn.Server(config)
     supervisor = PoolSupervisor(workers, stop_timeout=settings.job_timeout + 30) if workers > 0 else None
     stopping = {"signals": 0}

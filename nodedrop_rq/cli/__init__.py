@@ -8,7 +8,7 @@ from typing import Any
 import click
 from redis.exceptions import RedisError
 
-from nodedrop_rq.cli import engine_commands, queue_commands, schedule_commands, serve_commands
+from nodedrop_rq.cli import engine_commands, queue_commands, schedule_commands, serve_commands, workflow_commands
 from nodedrop_rq.cli.common import EXIT_INTERRUPTED, EXIT_LISTEN, fail, fail_redis
 from nodedrop_rq.errors import ListenFailed
 
@@ -38,3 +38,4 @@ engine_commands.register(main)
 queue_commands.register(main)
 serve_commands.register(main)
 schedule_commands.register(main)
+workflow_commands.register(main)

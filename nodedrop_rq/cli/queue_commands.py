@@ -35,6 +35,7 @@ from nodedrop_rq.settings import SettingsError
 from nodedrop_rq.state import QUEUED, TERMINAL
 from nodedrop_rq.submit import submit_execution
 from nodedrop_rq.workflow import Limits, WorkflowInvalid, normalize_input
+from nodedrop_rq.workflows_store import WorkflowNotFound, WorkflowStore
 
 # Seconds an execution may stay queued under `submit --wait` before the hint that no worker runs.
 NO_WORKER_HINT_AFTER = 5.0
@@ -48,7 +49,8 @@ def register(group: click.Group) -> None:
 
 
 @click.command()
-@click.argument("source", metavar="FILE|-")
+@click.argument("source", metavar="FILE|-", required=False)
+@click.option("--workflow-id", metavar="ID", help="Run a stored workflow (`nodedrop-rq workflow put`) instead of FILE.")
 @click.option("--input", "input_json", help="Input as JSON: one object (one item) or a list of them.")
 @click.option("--idempotency-key", help="Submitting again with this key returns the same execution.")
 @click.option("--queue", help="Queue to submit to (default: EXECUTION_QUEUE); a group of EXECUTION_QUEUE_SHARDS "
@@ -59,11 +61,13 @@ def register(group: click.Group) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
               help="With --wait: stop waiting after this many seconds (exit 6; the execution goes on).")
 @click.option("--json", "as_json", is_flag=True, help="Print the execution state as JSON.")
-def submit(source: str, input_json: str | None, idempotency_key: str | None, queue: str | None,
-           shard_key: str | None, wait: bool, timeout: float, as_json: bool) -> None:
-    """Submit a workflow for execution on the worker pool."""
+def submit(source: str | None, workflow_id: str | None, input_json: str | None, idempotency_key: str | None,
+           queue: str | None, shard_key: str | None, wait: bool, timeout: float, as_json: bool) -> None:
+    """Submit a workflow for execution on the worker pool: FILE (- for stdin), or a stored one."""
+    if (source is None) == (workflow_id is None):
+        fail("give exactly one of FILE or --workflow-id", EXIT_INVALID)
     settings = load_settings()
-    document = read_json_source(source)
+    document = read_json_source(source) if source is not None else None
     data = parse_json_option(input_json, "--input")
     try:
         normalize_input(data, Limits.from_settings(settings))
@@ -72,10 +76,17 @@ def submit(source: str, input_json: str | None, idempotency_key: str | None, que
     with redis_errors(settings):
         control = routed_control(settings)
         try:
-            execution_id = submit_execution(document, data, idempotency_key=idempotency_key, router=control.router,
-                                            settings=settings, queue=queue, shard_key=shard_key)
+            if workflow_id is not None:
+                execution_id = WorkflowStore(control.router.home.client, settings).run(
+                    workflow_id, data, idempotency_key=idempotency_key, queue=queue, router=control.router)
+            else:
+                execution_id = submit_execution(document, data, idempotency_key=idempotency_key,
+                                                router=control.router, settings=settings, queue=queue,
+                                                shard_key=shard_key)
         except WorkflowInvalid as exc:
             _invalid("the workflow", exc)
+        except WorkflowNotFound as exc:
+            fail(str(exc), EXIT_FAILED)
         if not wait:
             if as_json:
                 print_json(control.get(execution_id))
@@ -118,7 +129,7 @@ def _wait(control: RoutedControl, execution_id: str, timeout: float, show_progre
             last_line = line
 
     try:
-        snapshot = event_log.read_snapshot(control.connection, execution_id)
+        snapshot = event_log.read_snapshot(control.connection_of(execution_id), execution_id)
         current = snapshot.state or control.get(execution_id)
         cursor = event_log.begin(snapshot, None).cursor
         show(_progress_line(current))
@@ -135,7 +146,7 @@ def _wait(control: RoutedControl, execution_id: str, timeout: float, show_progre
                      f"{current['status']} and goes on; {follow}", EXIT_TIMEOUT)
             until_hint = NO_WORKER_HINT_AFTER - waited if not hinted else WAIT_BLOCK
             block = max(min(WAIT_BLOCK, timeout - waited + 0.01, max(until_hint, 0.01)), 0.01)
-            events = event_log.read_after(control.connection, execution_id, cursor, int(block * 1000))
+            events = event_log.read_after(control.connection_of(execution_id), execution_id, cursor, int(block * 1000))
             for event in events:
                 cursor = event.id
                 current["status"] = _EVENT_STATUS.get(event.type, current["status"])

@@ -46,7 +46,9 @@ def schedule() -> None:
 
 
 @schedule.command("add")
-@click.argument("source", metavar="FILE|-")
+@click.argument("source", metavar="FILE|-", required=False)
+@click.option("--workflow-id", metavar="ID", help="A stored workflow instead of FILE: each firing runs its current "
+                                                  "version.")
 @click.option("--cron", "cron_expr", metavar="EXPR", help='Cron expression, e.g. "*/5 * * * *".')
 @click.option("--tz", help="IANA time zone of --cron (default UTC), or of an --at time without a UTC offset.")
 @click.option("--at", "at_time", metavar="ISO8601", help="Run once at this time, e.g. 2026-12-24T18:00:00+01:00.")
@@ -57,10 +59,11 @@ def schedule() -> None:
 @click.option("--name", help="A name to recognise the schedule by.")
 @click.option("--queue", help="Queue its executions go to (default EXECUTION_QUEUE), on that queue's Redis.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored schedule as JSON.")
-def schedule_add(source: str, cron_expr: str | None, tz: str | None, at_time: str | None, in_delay: str | None,
-                 every: str | None, input_json: str | None, name: str | None, queue: str | None,
-                 as_json: bool) -> None:
-    """Add a schedule; each firing submits a normal execution of the workflow in FILE (- for stdin).
+def schedule_add(source: str | None, workflow_id: str | None, cron_expr: str | None, tz: str | None,
+                 at_time: str | None, in_delay: str | None, every: str | None, input_json: str | None,
+                 name: str | None, queue: str | None, as_json: bool) -> None:
+    """Add a schedule; each firing submits a normal execution of the workflow in FILE (- for stdin), or of
+    the stored workflow --workflow-id.
 
     The workflow and input are validated now; nothing is stored when anything is invalid (exit 2).
     """
@@ -70,16 +73,18 @@ def schedule_add(source: str, cron_expr: str | None, tz: str | None, at_time: st
         fail("give exactly one of --cron, --at or --in", EXIT_INVALID)
     if tz is not None and chosen[0] not in ("--cron", "--at"):
         fail(f"--tz applies to --cron and --at, not {chosen[0]}", EXIT_INVALID)
+    if (source is None) == (workflow_id is None):
+        fail("give exactly one of FILE or --workflow-id", EXIT_INVALID)
     settings = load_settings()
     if queue is not None and (problem := queue_name_problem(queue)):
         fail(f"--queue: {problem}", EXIT_INVALID)
-    document = read_json_source(source)
+    document = read_json_source(source) if source is not None else None
     data = parse_json_option(input_json, "--input")
     plan = _plan(cron_expr, tz, at_time, in_delay, every, name)
     with redis_errors(settings):
         store = ScheduleStore(connect(settings), settings)
         try:
-            schedule_id = store.add(plan, document, data, queue)
+            schedule_id = store.add(plan, document, data, queue, workflow_id)
         except WorkflowInvalid as exc:
             click.echo(f"error: the workflow is invalid ({len(exc.problems)} problem(s)); nothing was stored:",
                        err=True)

@@ -194,7 +194,7 @@ class Transitions:
         # failed (and may be requeued); one that succeeded or was cancelled will not run again.
         document_ttl = documents.needed_for(self.settings, target)
         if workflow and document_ttl:
-            script_keys.append(keys.workflow(workflow))
+            script_keys.append(keys.document(workflow))
         reply = self._transition(
             keys=script_keys,
             args=[",".join(sorted(transition.sources)), "" if attempt is None else str(attempt), token or "",

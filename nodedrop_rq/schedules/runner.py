@@ -40,6 +40,7 @@ from nodedrop_rq.schedules.firing import fire_schedule
 from nodedrop_rq.schedules.rq_json import JSONJob, JSONQueue
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.workflow import WorkflowInvalid
+from nodedrop_rq.workflows_store import WorkflowNotFound
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,8 @@ class ScheduleRunner(Scheduler):
         execution_id = None
         try:
             execution_id = fire_schedule(schedule_id, workflow, items, int(score), settings=self.settings,
-                                         queue=job.origin, router=self.router)
+                                         queue=job.origin, router=self.router,
+                                         workflow_id=(job.kwargs or {}).get("workflow_id"))
             self._unreachable.discard(self.router.url_for(job.origin))
             log.info("schedule %s fired (due %s, %.1f s late): execution %s", schedule_id,
                      datetime.fromtimestamp(score, timezone.utc).isoformat(), now - score, execution_id)
@@ -208,6 +210,8 @@ class ScheduleRunner(Scheduler):
             return None
         except RedisError:
             raise  # nothing moved: the firing is retried once Redis answers
+        except WorkflowNotFound as exc:
+            log.error("schedule %s not fired: %s (deleted?)", schedule_id, exc)
         except WorkflowInvalid as exc:
             log.error("schedule %s not fired: its workflow is no longer valid under the current limits: %s",
                       schedule_id, exc)

@@ -3,8 +3,10 @@
 Redis layout (all rq-scheduler's, plus one hash of ours):
 
 * ``rq:job:<schedule id>``: the schedule's rq-scheduler job, JSON-serialized, no TTL:
-  ``nodedrop_rq.schedules.firing.fire_schedule(schedule_id, workflow, input)``, with the rule in its
-  ``meta`` (``nd_kind`` cron/at/every, ``nd_cron``, ``nd_tz``, ``nd_at``, ``nd_every``, ``nd_name``);
+  ``nodedrop_rq.schedules.firing.fire_schedule(schedule_id, workflow, input)`` (for a stored workflow:
+  ``fire_schedule(schedule_id, None, input, workflow_id=<id>)``, and ``nd_workflow_id`` in its meta),
+  with the rule in its ``meta`` (``nd_kind`` cron/at/every, ``nd_cron``, ``nd_tz``, ``nd_at``, ``nd_every``,
+  ``nd_name``);
 * ``rq:scheduler:scheduled_jobs`` (:data:`nodedrop_rq.keys.SCHEDULED_JOBS`): sorted set, schedule id
   scored with its next firing (Unix seconds);
 * ``nodedrop:schedule-fires`` (:func:`nodedrop_rq.keys.schedule_fires`): schedule id -> last firing;
@@ -32,6 +34,7 @@ from nodedrop_rq.schedules.firing import FIRE_FUNC
 from nodedrop_rq.schedules.rq_json import JSONJob, JSONQueue
 from nodedrop_rq.settings import Settings
 from nodedrop_rq.submit import check_submission
+from nodedrop_rq.workflow import Problem, WorkflowInvalid
 
 __all__ = ["FIRE_FUNC", "ScheduleInfo", "ScheduleMetrics", "ScheduleStore", "schedule_metrics"]
 
@@ -44,6 +47,7 @@ class ScheduleInfo:
     workflow_name: str
     last_fire: str | None
     queue: str | None = None
+    workflow_id: str | None = None
 
     @property
     def next_fires(self) -> list[datetime]:
@@ -53,6 +57,7 @@ class ScheduleInfo:
         s = self.schedule
         return {"id": self.id, "name": s.name, "kind": s.kind, "cron": s.cron, "tz": s.tz, "every": s.every,
                 "at": s.at.isoformat() if s.at else None, "workflowName": self.workflow_name,
+                "workflowId": self.workflow_id,
                 "nextFire": self.next_fire.isoformat() if self.next_fire else None,
                 "nextFires": [t.isoformat() for t in self.next_fires], "lastFire": self.last_fire,
                 "queue": self.queue}
@@ -72,16 +77,32 @@ class ScheduleStore:
         self.settings = settings
         self.scheduler = rq_scheduler(connection, settings)
 
-    def add(self, schedule: Schedule, workflow: Any, input: Any = None, queue: str | None = None) -> str:  # noqa: A002
+    def add(self, schedule: Schedule, workflow: Any, input: Any = None,  # noqa: A002
+            queue: str | None = None, workflow_id: str | None = None) -> str:
         """Validate the workflow and input as a submission would (WorkflowInvalid lists every problem,
         and nothing is stored), then store the schedule; returns its id. Its firings go to ``queue``
         (default EXECUTION_QUEUE), kept as the job's origin, on that queue's Redis; the schedule itself
-        stays here, on REDIS_URL's server, with every other schedule."""
-        document, items = check_submission(workflow, input, self.settings)
+        stays here, on REDIS_URL's server, with every other schedule. With ``workflow_id`` (and
+        ``workflow`` None) the schedule names a stored workflow: each firing runs its current version."""
+        kwargs: dict[str, Any] = {}
+        meta = schedule.to_meta()
+        if workflow_id is not None:
+            from nodedrop_rq.workflows_store import WorkflowStore
+
+            current = WorkflowStore(self.connection, self.settings).current(workflow_id)
+            if current is None:
+                raise WorkflowInvalid([Problem("workflowId", f"no stored workflow {workflow_id!r}")])
+            _, items = check_submission(current[0], input, self.settings)
+            document = None
+            kwargs = {"workflow_id": workflow_id}
+            meta["nd_workflow_id"] = workflow_id
+            meta["nd_workflow_name"] = str(current[0].get("name") or "")
+        else:
+            document, items = check_submission(workflow, input, self.settings)
         schedule_id = uuid.uuid4().hex
         first = schedule.first_fire(datetime.now(timezone.utc))
-        job = self.scheduler._create_job(FIRE_FUNC, args=(schedule_id, document, items), id=schedule_id,
-                                         meta=schedule.to_meta(), queue_name=queue or self.settings.queue,
+        job = self.scheduler._create_job(FIRE_FUNC, args=(schedule_id, document, items), kwargs=kwargs,
+                                         id=schedule_id, meta=meta, queue_name=queue or self.settings.queue,
                                          description=f"schedule {schedule.name or schedule_id}", commit=False)
         with self.connection.pipeline() as pipe:
             job.save(pipeline=pipe)
@@ -136,8 +157,9 @@ class ScheduleStore:
                 continue
             out.append(ScheduleInfo(schedule_id, Schedule.from_meta(job.meta),
                                     datetime.fromtimestamp(float(score), timezone.utc),
-                                    str((document or {}).get("name", "")),
-                                    last.decode() if isinstance(last, bytes) else last, job.origin))
+                                    str((document or {}).get("name", "") or job.meta.get("nd_workflow_name", "")),
+                                    last.decode() if isinstance(last, bytes) else last, job.origin,
+                                    job.meta.get("nd_workflow_id")))
         return out
 
 

@@ -95,6 +95,22 @@ class Service:
                 self.process.wait(10)
 
 
+def launch(redis_url: str, log: Path, workers: int = 0, **env: str) -> Service:
+    """Start `nodedrop-rq serve` on a free port and wait until it answers."""
+    port = free_port()
+    command = [sys.executable, "-m", "nodedrop_rq", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers)]
+    process = subprocess.Popen(command, env=child_env(redis_url, **env), cwd=ROOT,
+                               stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    service = Service(process, port, log, env.get("NODEDROP_API_TOKEN"))
+    try:
+        service.wait_ready()
+    except AssertionError:
+        service.stop()
+        raise
+    return service
+
+
 @pytest.fixture
 def start_service(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Service]]:
     """``start_service(workers=0, redis_url=None, **env)``: start `nodedrop-rq serve` and wait until it
@@ -102,16 +118,9 @@ def start_service(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Serv
     services: list[Service] = []
 
     def start(workers: int = 0, redis_url_override: str | None = None, **env: str) -> Service:
-        port = free_port()
         log = tmp_path / f"serve-{len(services)}.log"
-        command = [sys.executable, "-m", "nodedrop_rq", "serve", "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", str(workers)]
-        process = subprocess.Popen(command, env=child_env(redis_url_override or redis_url, **env), cwd=ROOT,
-                                   stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        service = Service(process, port, log, env.get("NODEDROP_API_TOKEN"))
-        services.append(service)
-        service.wait_ready()
-        return service
+        services.append(launch(redis_url_override or redis_url, log, workers, **env))
+        return services[-1]
 
     yield start
     for service in services:

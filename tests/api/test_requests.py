@@ -178,8 +178,9 @@ def test_openapi_document_lists_every_route(start_service):
     paths = document["paths"]
     mine = {path: set(item) for path, item in paths.items() if path.startswith(("/api/executions", "/api/health"))}
     assert mine == {
-        "/api/executions": {"post"},
+        "/api/executions": {"get", "post"},
         "/api/executions/failed": {"get"},
+        "/api/executions/{execution_id}/events": {"get"},
         "/api/executions/{execution_id}": {"get"},
         "/api/executions/{execution_id}/cancel": {"post"},
         "/api/executions/{execution_id}/requeue": {"post"},

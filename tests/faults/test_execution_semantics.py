@@ -165,7 +165,7 @@ def test_warm_shutdown_releases_the_maintenance_lock(start_pool, redis_conn, set
 
 # -- replies lost after Redis applied the write ------------------------------------------------------
 
-@pytest.mark.parametrize("isolation", ["inline", "fork"])
+@pytest.mark.parametrize("isolation", ["supervised", "fork"])
 def test_a_lost_reply_after_success_never_runs_the_execution_again(start_pool, redis_conn, settings, counter,
                                                                    proxy, isolation):
     start_pool(concurrency=1, REDIS_URL=proxy.url, EXECUTION_ISOLATION=isolation, **FAST_RETRIES)
@@ -295,7 +295,7 @@ def test_cancelling_a_running_job_with_rq_stops_the_execution_at_a_node_boundary
     assert "mark" not in state["nodes"]  # the node after the running one never started
 
 
-@pytest.mark.parametrize("isolation", ["inline", "fork"])
+@pytest.mark.parametrize("isolation", ["supervised", "fork"])
 def test_rq_sees_which_execution_a_busy_worker_runs(start_pool, redis_conn, settings, counter, isolation):
     # What rq-dashboard's workers page and `rq info` read.
     start_pool(concurrency=1, EXECUTION_ISOLATION=isolation)

@@ -29,7 +29,7 @@ def _statuses(connection: Redis, ids: list[str]) -> dict[str, str | None]:
     return out
 
 
-@pytest.mark.parametrize("isolation", ["fork", "inline"])
+@pytest.mark.parametrize("isolation", ["fork", "supervised"])
 def test_redis_restart_during_load_loses_nothing(start_pool, tmp_path, isolation):
     server = EmbeddedRedis(tmp_path, persistent=True)
     server.start()

@@ -106,7 +106,7 @@ def test_the_account_counts_lost_executions(redis_conn, settings):
     assert _account(redis_conn, settings, kinds)["lost"] == 2
 
 
-@pytest.mark.parametrize("isolation", ["fork", "inline"])
+@pytest.mark.parametrize("isolation", ["fork", "supervised"])
 def test_sigkilled_pools_lose_nothing(start_pool, redis_conn, settings, isolation, tmp_path):
     fast = settings.with_overrides(retry_intervals=(1, 1, 1))
     env = dict(FAST, EXECUTION_ISOLATION=isolation)

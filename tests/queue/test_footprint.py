@@ -79,11 +79,11 @@ def test_executions_of_one_workflow_share_one_stored_document(redis_conn, settin
     first = submit_execution(workflows.quick(), {"n": 1}, connection=redis_conn, settings=settings)
     second = submit_execution(workflows.quick(), {"n": 2}, connection=redis_conn, settings=settings)
     other = submit_execution(workflows.counted(), connection=redis_conn, settings=settings)
-    stored = sorted(redis_conn.scan_iter("nodedrop:workflow:*"))
+    stored = sorted(redis_conn.scan_iter(keys.document("*")))
     assert len(stored) == 2
     digests = [redis_conn.hget(keys.execution(i), "workflow").decode() for i in (first, second, other)]
     assert digests[0] == digests[1] != digests[2]
-    text = redis_conn.get(keys.workflow(digests[0])).decode()
+    text = redis_conn.get(keys.document(digests[0])).decode()
     assert digest_of(text) == digests[0]
     # The job names no document: its id is the execution's, whose state names the digest.
     job = Job.fetch(first, connection=redis_conn, serializer=SERIALIZER)
@@ -94,7 +94,7 @@ def test_the_workflow_document_outlives_every_execution_that_may_run_it(redis_ur
     inline = settings.with_overrides(isolation="inline", retry_intervals=())
     execution_id = submit_execution(workflows.failing(), {"succeedOn": 99}, connection=redis_conn,
                                     settings=inline)
-    document = keys.workflow(redis_conn.hget(keys.execution(execution_id), "workflow").decode())
+    document = keys.document(redis_conn.hget(keys.execution(execution_id), "workflow").decode())
     # Waiting: it may wait and run for the state TTL, then stay failed (and requeueable) for the failure TTL.
     assert redis_conn.ttl(document) >= redis_conn.ttl(keys.execution(execution_id)) + inline.failure_ttl - 5
     redis_conn.expire(document, 60)  # as if submitted long ago: the failure must raise it again

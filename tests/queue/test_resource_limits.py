@@ -10,7 +10,7 @@ from tests.queue.test_executions import wait_status
 from tests.support import workflows
 
 
-@pytest.mark.parametrize("isolation", ["fork", "inline"])
+@pytest.mark.parametrize("isolation", ["fork", "supervised"])
 def test_memory_hog_fails_with_a_clear_error_and_the_worker_survives(start_pool, redis_conn, settings, isolation):
     pool = start_pool(concurrency=1, EXECUTION_MEMORY_LIMIT_MB="300", EXECUTION_ISOLATION=isolation)
     one_try = settings.with_overrides(retry_intervals=(0,))

@@ -16,7 +16,7 @@ from tests.support import workflows
 from tests.support.counting import counting
 
 
-@pytest.mark.parametrize("isolation", ["fork", "inline"])
+@pytest.mark.parametrize("isolation", ["fork", "supervised"])
 def test_rq_jobs_that_depend_on_an_execution_run_after_it(start_pool, redis_conn, settings, isolation):
     # The success MULTI reads the dependents set instead of RQ's WATCH + SMEMBERS before it: a job added
     # while the execution runs must still be enqueued when it succeeds.

@@ -179,3 +179,29 @@ def settled(measure):  # type: ignore[no-untyped-def]
         return same
 
     return check
+
+
+def test_a_schedule_naming_a_stored_workflow_fires_its_current_version(redis_conn, redis_url, settings, start_pool,
+                                                                       start_scheduler):
+    from nodedrop_rq.workflows_store import WorkflowStore
+
+    store = WorkflowStore(redis_conn, settings)
+    store.put("scheduled", workflows.chain("v1", workflows.start(), workflows.set_value("mark", "version", "v1")))
+    start_pool(concurrency=1)
+    start_scheduler()
+    added = cli(redis_url, "schedule", "add", "--workflow-id", "scheduled", "--every", "1s", "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["workflowId"] == "scheduled"
+
+    def versions() -> set[bytes]:
+        found = set()
+        for execution_id in executions_by_firing(redis_conn).values():
+            if status(redis_conn, execution_id) == b"succeeded":
+                found.add(redis_conn.hget(keys.execution(execution_id), "workflowVersion"))
+        return found
+
+    wait_for(lambda: b"1" in versions(), 15, what="a firing of version 1 to succeed")
+    store.put("scheduled", workflows.chain("v2", workflows.start(), workflows.set_value("mark", "version", "v2")))
+    wait_for(lambda: b"2" in versions(), 15, what="a firing of version 2 (the current one) to succeed")
+    missing = cli(redis_url, "schedule", "add", "--workflow-id", "nope", "--every", "1s")
+    assert missing.returncode == 2 and "no stored workflow" in missing.stderr
