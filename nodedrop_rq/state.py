@@ -19,7 +19,7 @@ excString        the innermost frame's location of a failed node's traceback (``
                  and the exception line are put back by :func:`traceback_text`); other failures keep their
                  traceback in the RQ job
 attempt:<n>      JSON {r: startedAt (ms after createdAt), d: finishedAt (ms after the start), st: status
-                 (left out for a failed attempt, which has e), e: {m: message, k: kind} (1 when it is the
+                 (left out for a failed attempt, which has e), e: {m: message, k: kind, n: nodeId} (1 when it is the
                  previous attempt's), w: worker (left out when it is the previous attempt's)}: one field
                  per attempt, read back as the list ``attempts`` of {attempt, startedAt, finishedAt, status,
                  error, worker}
@@ -274,14 +274,14 @@ def traceback_text(stored: str | None, error: Any) -> str | None:
 
 # Stored keys of an attempt record, and the names it is read back with.
 _ATTEMPT_KEYS = {"s": "startedAt", "f": "finishedAt", "st": "status", "e": "error", "w": "worker"}
-_ERROR_KEYS = {"m": "message", "k": "kind"}
+_ERROR_KEYS = {"m": "message", "k": "kind", "n": "nodeId"}
 
 
 def attempt_patch(finished_at: str, status: str, error: dict[str, Any] | None) -> dict[str, Any]:
     """What an attempt's end adds to its stored record (the script keeps ``f`` as ``d``, ms after ``s``)."""
     patch: dict[str, Any] = {"f": _epoch_ms(finished_at), "st": status}
     if error is not None:
-        # The node and its names are in the execution's `error` and its node record.
+        # The node's type and name are in the execution's `error` and its node record.
         patch["e"] = {short: error[name] for short, name in _ERROR_KEYS.items() if name in error}
     return patch
 

@@ -259,7 +259,7 @@ if ARGV[7] ~= '' and (tonumber(h[2]) or 0) > 0 then
       local previous = raw and cjson.decode(raw)
       if type(previous) ~= 'table' or previous.e ~= 1 then
         local e = type(previous) == 'table' and previous.e
-        if type(e) == 'table' and e.m == record.e.m and e.k == record.e.k then record.e = 1 end
+        if type(e) == 'table' and e.m == record.e.m and e.k == record.e.k and e.n == record.e.n then record.e = 1 end
         break
       end
     end

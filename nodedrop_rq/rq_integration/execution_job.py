@@ -14,8 +14,8 @@ handling writes, without the Result:
   the execution's state keeps where it was raised (``excString``).
 
 Empty fields RQ writes (``group_id``, callbacks that are not set) are left out, and so are, once the
-execution succeeded or was cancelled, the fields that only running the job again would read (timeout,
-retries, the failure callback): RQ reads an absent field as its default, and a hash of few short fields
+execution succeeded, the fields that only running the job again would read (timeout, retries, the failure
+callback): RQ reads an absent field as its default, and a hash of few short fields
 stays in Redis's compact encoding.
 ``ExecutionWorker`` uses this class for the jobs it takes; RQ's tools read the same hash as a plain Job.
 """
@@ -35,8 +35,9 @@ from nodedrop_rq.execution import scripts
 
 # The last line of a node failure's traceback (nodedrop_rq.errors.ExecutionFailed).
 _NODE_FAILURE = "ExecutionFailed:"
-# What run_execution returns as `status` when the execution reached an end no requeue leaves.
-_ENDED = ("succeeded", "cancelled")
+# What run_execution returns as `status` only when its success transition applied: the execution ended,
+# and no requeue leaves `succeeded`.
+_ENDED = ("succeeded",)
 # Fields of RQ's job hash that only running it again would read.
 _HOW_TO_RUN = ("timeout", "failure_ttl", "retries_left", "retry_intervals", "number_of_retries",
                "failure_callback_name", "failure_callback_timeout", "last_heartbeat")
@@ -49,8 +50,8 @@ class ExecutionJob(Job):
         self.set_status(JobStatus.FINISHED, pipeline=pipeline)
         self._save_short(pipeline)
         outcome = self._result.get("status") if isinstance(self._result, dict) else None
-        # An execution that succeeded or was cancelled never runs again: its job keeps what RQ's tools
-        # show (status, times, origin, description, worker), not how to run it.
+        # An execution that succeeded never runs again: its job keeps what RQ's tools show (status, times,
+        # origin, description, worker), not how to run it.
         pipeline.hdel(self.key, "exc_info", *(_HOW_TO_RUN if outcome in _ENDED else ()))
         if result_ttl != 0:
             self.finished_job_registry.add(self, result_ttl, pipeline)

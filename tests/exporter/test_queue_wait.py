@@ -3,10 +3,11 @@ attempt that started, each from the execution's enqueue, a retry's from its due 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
-from nodedrop_rq import counters, keys
+from nodedrop_rq import counters
+from nodedrop_rq.settings import Settings
+from nodedrop_rq.state import ExecutionStore
 from nodedrop_rq.submit import submit_execution
 from tests.exporter.conftest import q, scrape
 from tests.queue.test_executions import wait_status
@@ -24,7 +25,8 @@ def _epoch(stamp: bytes | str) -> float:
 
 
 def _attempt(redis_conn, execution_id: str, n: int) -> dict:
-    return json.loads(redis_conn.hget(keys.execution(execution_id), f"attempt:{n}"))
+    # Read through the store: the state hash keeps attempts compactly (nodedrop_rq.state).
+    return ExecutionStore(redis_conn, Settings()).get(execution_id)["attempts"][n - 1]
 
 
 def test_waits_land_in_the_histogram_and_a_retry_waits_from_its_due_time(start_exporter, start_pool,

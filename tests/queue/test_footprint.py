@@ -69,7 +69,7 @@ def test_a_succeeded_and_a_failed_execution_each_leave_at_most_2_kb(redis_url, r
         assert not redis_conn.exists(f"rq:results:{execution_id}")
     state = ExecutionControl(redis_conn, settings).get(execution_id)
     assert [a["status"] for a in state["attempts"]] == ["failed"] * 4
-    assert all(a["error"] == {"message": "planned failure", "kind": "node"} and a["worker"]
+    assert all(a["error"] == {"message": "planned failure", "kind": "node", "nodeId": "boom"} and a["worker"]
                for a in state["attempts"])
     assert state["error"] == {"nodeId": "boom", "nodeType": "stop-and-error", "nodeName": "boom",
                               "message": "planned failure", "kind": "node"}
