@@ -1,6 +1,6 @@
 """Latency: submit -> started and submit -> finished with idle workers waiting, p50/p95/p99.
 
-    python bench/latency.py [--executions 300] [--isolation fork,inline]
+    python bench/latency.py [--executions 300] [--isolation supervised,fork]
 
 One execution of the trivial workflow at a time; "started" and "finished" are the times RQ records on
 the job (same machine clock as the submitter).
@@ -53,14 +53,14 @@ def measure(url: str, isolation: str, count: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--executions", type=int, default=300)
-    parser.add_argument("--isolation", default="fork,inline")
+    parser.add_argument("--isolation", default="supervised,fork")
     args = parser.parse_args()
     with EmbeddedRedis() as server:
         rows = [measure(server.url, isolation, args.executions) for isolation in args.isolation.split(",")]
-    print(f"\n{'isolation':<10}{'start p50':>11}{'p95':>8}{'p99':>8}{'finish p50':>12}{'p95':>8}{'p99':>8}  (ms)")
+    print(f"\n{'isolation':<12}{'start p50':>11}{'p95':>8}{'p99':>8}{'finish p50':>12}{'p95':>8}{'p99':>8}  (ms)")
     for row in rows:
         s, f = row["submit_to_start_ms"], row["submit_to_finish_ms"]
-        print(f"{row['isolation']:<10}{s[50]:>11.2f}{s[95]:>8.2f}{s[99]:>8.2f}{f[50]:>12.2f}{f[95]:>8.2f}{f[99]:>8.2f}")
+        print(f"{row['isolation']:<12}{s[50]:>11.2f}{s[95]:>8.2f}{s[99]:>8.2f}{f[50]:>12.2f}{f[95]:>8.2f}{f[99]:>8.2f}")
     print(f"wrote {write_result('latency', {'args': vars(args), 'rows': rows})}")
 
 

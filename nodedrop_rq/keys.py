@@ -89,7 +89,7 @@ def execution_events(execution_id: str) -> str:
 EVENT_LOG_MAX_ENTRIES = 1000
 # Seconds an event log outlives its execution's terminal event: enough for a client to reconnect and
 # read the end, short enough that finished executions keep no log (the state hash still answers).
-EVENT_LOG_TERMINAL_TTL = 60
+EVENT_LOG_TERMINAL_TTL = 10
 
 # Search indexes: sorted sets of execution ids scored by creation time (Unix seconds). The submit adds
 # an execution to its status's index and its workflow-and-status's; every transition script moves it

@@ -151,7 +151,7 @@ def start_pool(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., PoolPro
             pool.remember_groups()
             pool.process.send_signal(signal.SIGTERM)
             try:
-                pool.process.wait(20)
+                pool.process.wait(10)  # a pool exits in 1-3 s; only one cut off from Redis takes longer
             except subprocess.TimeoutExpired:
                 pool.kill_all()
         for group in pool.groups - {os.getpgid(0)}:
