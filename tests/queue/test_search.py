@@ -222,3 +222,31 @@ def _indexed(store: Store, execution_id: str) -> set[str]:
 
 def _moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_the_list_command_filters_and_pages_like_the_api(redis_conn, settings, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from nodedrop_rq import settings as settings_module
+    from nodedrop_rq.cli.queue_commands import list_executions
+
+    monkeypatch.setattr(settings_module, "_configured", settings)  # the CLI's settings, restored afterwards
+    ids = [submit_execution(workflows.quick(), {"n": n}, connection=redis_conn, settings=settings) for n in range(5)]
+    runner = CliRunner()
+
+    def listed(*args: str) -> dict:
+        result = runner.invoke(list_executions, [*args, "--json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    first = listed("--status", "queued", "--limit", "3")
+    assert [e["id"] for e in first["executions"]] == ids[::-1][:3]  # newest first
+    rest = listed("--status", "queued", "--limit", "3", "--cursor", first["nextCursor"])
+    assert [e["id"] for e in rest["executions"]] == ids[::-1][3:] and rest["nextCursor"] is None
+    assert listed("--status", "succeeded")["executions"] == []
+    text = runner.invoke(list_executions, ["--limit", "2"], catch_exceptions=False)
+    assert text.exit_code == 0 and ids[-1] in text.stdout and "more: --cursor" in text.stderr
+    bad = runner.invoke(list_executions, ["--since", "yesterday"])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: --since")
