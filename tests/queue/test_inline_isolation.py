@@ -1,4 +1,5 @@
-"""The same guarantees with EXECUTION_ISOLATION=inline (executions run inside the worker process)."""
+"""The same guarantees with EXECUTION_ISOLATION=inline (executions run inside the worker process). A whole
+pool SIGKILLed is tests/queue/test_worker_lifecycle.py's case: under the pool, inline runs as supervised."""
 
 from __future__ import annotations
 
@@ -47,14 +48,3 @@ def test_cancel_and_stop_command_inline(start_pool, redis_conn, settings):
     wait_status(redis_conn, second, "cancelled", 20)
     holds_for(lambda: pool.process.poll() is None, 0.5, what="the pool to survive the stop command")
     assert status_of(redis_conn, first) == "cancelled"
-
-
-def test_sigkilled_inline_pool_is_recovered(start_pool, redis_conn, settings):
-    doomed = start_pool(concurrency=1, **INLINE)
-    execution_id = submit_execution(workflows.counted(), {"sleep": 4}, connection=redis_conn, settings=settings)
-    wait_for(lambda: redis_conn.hget(f"nodedrop:execution:{execution_id}", "currentNode") == b"sleep", 20)
-    start_pool(concurrency=1, **INLINE)
-    wait_for(lambda: len(redis_conn.smembers("rq:workers")) >= 2, 15)
-    doomed.kill_all()
-    wait_status(redis_conn, execution_id, "succeeded", 30 + 2 + 4 + 5)
-    assert ExecutionControl(redis_conn, settings).get(execution_id)["attempts"][0]["error"]["kind"] == "abandoned"
