@@ -56,16 +56,24 @@ def redis_from_settings(settings: Settings, socket_timeout: float | None = None,
     )
 
 
+def _sentinel_tls(target: SentinelTarget) -> dict[str, Any]:
+    """TLS options of the sentinels and the master alike (``rediss+sentinel://``)."""
+    if not target.tls:
+        return {}
+    return {"ssl": True, "ssl_ca_certs": target.ssl_ca_certs, "ssl_cert_reqs": target.ssl_cert_reqs or "required"}
+
+
+def _sentinel_kwargs(target: SentinelTarget, connect_timeout: float) -> dict[str, Any]:
+    """How a client talks to the sentinels themselves (their own credentials, short timeouts)."""
+    return {"username": target.sentinel_username, "password": target.sentinel_password,
+            "socket_connect_timeout": connect_timeout, "socket_timeout": SENTINEL_SOCKET_TIMEOUT,
+            **_sentinel_tls(target)}
+
+
 def _sentinel_master(target: SentinelTarget, socket_timeout: float | None, socket_connect_timeout: float) -> Redis:
-    tls: dict[str, Any] = {}
-    if target.tls:
-        tls = {"ssl": True, "ssl_ca_certs": target.ssl_ca_certs, "ssl_cert_reqs": target.ssl_cert_reqs or "required"}
-    sentinel = Sentinel(
-        list(target.sentinels),
-        sentinel_kwargs={"username": target.sentinel_username, "password": target.sentinel_password,
-                         "socket_connect_timeout": min(socket_connect_timeout, SENTINEL_SOCKET_TIMEOUT),
-                         "socket_timeout": SENTINEL_SOCKET_TIMEOUT, **tls},
-    )
+    tls = _sentinel_tls(target)
+    sentinel = Sentinel(list(target.sentinels),
+                        sentinel_kwargs=_sentinel_kwargs(target, min(socket_connect_timeout, SENTINEL_SOCKET_TIMEOUT)))
     return sentinel.master_for(
         target.service_name,
         db=target.db, username=target.username, password=target.password,
@@ -176,15 +184,8 @@ def async_redis_from_settings(settings: Settings, socket_timeout: float | None =
     if target is None:
         return AsyncRedis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=socket_timeout,
                                    max_connections=max_connections, health_check_interval=30)
-    tls: dict[str, Any] = {}
-    if target.tls:
-        tls = {"ssl": True, "ssl_ca_certs": target.ssl_ca_certs, "ssl_cert_reqs": target.ssl_cert_reqs or "required"}
-    sentinel = AsyncSentinel(
-        list(target.sentinels),
-        sentinel_kwargs={"username": target.sentinel_username, "password": target.sentinel_password,
-                         "socket_connect_timeout": SENTINEL_SOCKET_TIMEOUT, "socket_timeout": SENTINEL_SOCKET_TIMEOUT,
-                         **tls},
-    )
+    tls = _sentinel_tls(target)
+    sentinel = AsyncSentinel(list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target, SENTINEL_SOCKET_TIMEOUT))
     return sentinel.master_for(target.service_name, db=target.db, username=target.username,
                                password=target.password, socket_connect_timeout=2.0, socket_timeout=socket_timeout,
                                max_connections=max_connections, **tls)

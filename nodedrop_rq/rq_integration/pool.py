@@ -42,15 +42,14 @@ log = logging.getLogger(__name__)
 
 class ExecutionWorkerPool(WorkerPool):
     def __init__(self, settings: Settings, concurrency: int | None = None, queue: str | list[str] | None = None,
-                 connection: Redis | None = None, queues: list[str] | None = None,
-                 worker_class: type[ExecutionWorker] = ExecutionWorker) -> None:
+                 connection: Redis | None = None, worker_class: type[ExecutionWorker] = ExecutionWorker) -> None:
         self.settings = settings
         configure(settings)  # the supervisor records dead workers' attempts with these settings
         # Worker name -> why the supervisor killed it (the dead worker's attempt is recorded with it).
         self._nd_killed: dict[str, str] = {}
         self._nd_scheduler: RetryScheduler | None = None
         super().__init__(
-            queues or ([queue] if isinstance(queue, str) else (queue or [settings.queue])),
+            [queue] if isinstance(queue, str) else (queue or [settings.queue]),
             connection=connection or redis_from_settings(settings),
             num_workers=concurrency or settings.worker_concurrency,
             worker_class=worker_class,

@@ -30,6 +30,7 @@ from rq.utils import now
 from rq.worker import Worker
 
 from nodedrop_rq.rq_integration import names
+from nodedrop_rq.rq_integration.execution_job import ExecutionJob
 from nodedrop_rq.rq_integration.jobs import error_of, record_attempt_end
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,14 @@ def fail_attempts_of(connection: Redis, worker_name: str, reason: str) -> list[s
     """End, as failed attempts, the executions the dead worker process ``worker_name`` was running, and
     remove its registration. Returns the ids of the executions whose attempt this ended."""
     worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=connection,
-                                serializer=names.SERIALIZER)
+                                job_class=ExecutionJob, serializer=names.SERIALIZER)
     if worker is None:
         return []  # it said goodbye (warm shutdown, recycling), or its key expired long ago
     ended = []
     for execution in worker.get_current_executions(refresh=True):
         try:
-            job = Job.fetch(execution.job_id, connection=connection, serializer=names.SERIALIZER)
+            # Our job class, as the worker's: a final failure is recorded without RQ's results stream.
+            job = ExecutionJob.fetch(execution.job_id, connection=connection, serializer=names.SERIALIZER)
         except NoSuchJobError:
             continue  # deleted meanwhile: the maintenance sweep ends its execution
         job.ended_at = now()

@@ -114,7 +114,7 @@ class ExecutionWorker(FewerRoundTrips, Worker):
             # process, so a crash costs only its attempt here too.
             from nodedrop_rq.rq_integration.pool import ExecutionWorkerPool  # the pool builds workers
 
-            ExecutionWorkerPool(self.nd_settings, concurrency=1, queues=self.queue_names(), connection=self.connection,
+            ExecutionWorkerPool(self.nd_settings, concurrency=1, queue=self.queue_names(), connection=self.connection,
                                 worker_class=type(self)).start(burst=burst, logging_level=logging_level or "INFO")
             return True
         if self.inline:
