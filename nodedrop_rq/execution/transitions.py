@@ -17,6 +17,8 @@ from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from nodedrop_rq import counters, documents, keys
 from nodedrop_rq.execution import scripts, status
@@ -101,8 +103,16 @@ class Transitions:
         """The start as one more command of ``pipe``; pass its reply and the returned pair to
         :func:`parse_start`."""
         script_keys, args = self._start_args(execution_id, queue, worker, token, enqueued_at)
-        pipe.eval(scripts.START, len(script_keys), *script_keys, *args)
+        pipe.evalsha(self._start.sha, len(script_keys), *script_keys, *args)
         return args[0], token
+
+    def start_again(self, execution_id: str, queue: str, worker: str, token: str, started_at: str,
+                    enqueued_at: float | None = None) -> Started:
+        """The start of :meth:`queue_start` on its own, after Redis answered that pipeline's EVALSHA with
+        NOSCRIPT (its script cache was emptied by a restart): this call loads the script."""
+        script_keys, args = self._start_args(execution_id, queue, worker, token, enqueued_at)
+        args[0] = started_at
+        return parse_start(self._start(keys=script_keys, args=args), started_at, token)
 
     # -- an attempt's outcome ------------------------------------------------------------------
 
@@ -120,6 +130,16 @@ class Transitions:
         """End attempt ``attempt`` (started with ``token`` at ``started_at``, which node times are stored
         relative to) as ``target``. ``workflow``: the digest of the document it ran, kept as long as the
         outcome can still lead to another attempt."""
+        return self.finish_write(execution_id, queue, attempt=attempt, token=token, target=target, error=error,
+                                 nodes=nodes, output=output, duration=duration, retry_in=retry_in, events=events,
+                                 workflow=workflow, started_at=started_at).apply()
+
+    def finish_write(self, execution_id: str, queue: str, *, attempt: int, token: str, target: str,
+                     error: dict[str, Any] | None = None, nodes: dict[str, Any] | None = None,
+                     output: Any = None, duration: float | None = None, retry_in: int | None = None,
+                     events: list[str] | tuple[str, ...] = (), workflow: str = "",
+                     started_at: str | None = None) -> FencedWrite:
+        """:meth:`finish` as a write to send later, alone or as one command of a caller's pipeline."""
         now = iso(utc_now())
         fields: dict[str, str] = {"currentNode": ""}
         if nodes is not None:
@@ -139,7 +159,7 @@ class Transitions:
         message = _event(event, execution_id, now, attempt=attempt,
                          error=(error or {}).get("message") if target != status.SUCCEEDED else None,
                          nextRetryAt=iso_of_stored(fields.get("nextRetryAt")))
-        return self._apply(status.FINISH, execution_id, queue, target, fields, attempt=attempt, token=token,
+        return self._write(status.FINISH, execution_id, queue, target, fields, attempt=attempt, token=token,
                            record=record, duration=duration if target != status.CANCELLED else None,
                            messages=[*events, message], workflow=workflow)
 
@@ -171,10 +191,14 @@ class Transitions:
     # -- the one writer -----------------------------------------------------------------------
 
     def _apply(self, transition: Transition, execution_id: str, queue: str, target: str,
+               fields: dict[str, str], **options: Any) -> bool:
+        return self._write(transition, execution_id, queue, target, fields, **options).apply()
+
+    def _write(self, transition: Transition, execution_id: str, queue: str, target: str,
                fields: dict[str, str], *, attempt: int | None = None, token: str | None = None,
                record: dict[str, Any] | None = None, duration: float | None = None,
                messages: list[str] | None = None, active: str | None = None, clear_cancel: bool = False,
-               workflow: str = "") -> bool:
+               workflow: str = "") -> FencedWrite:
         if target not in transition.targets:
             raise ValueError(f"transition {transition.name} cannot lead to {target}")
         if transition.fenced_on_attempt and (attempt is None or not token):
@@ -195,12 +219,37 @@ class Transitions:
         document_ttl = documents.needed_for(self.settings, target)
         if workflow and document_ttl:
             script_keys.append(keys.document(workflow))
-        reply = self._transition(
-            keys=script_keys,
-            args=[",".join(sorted(transition.sources)), "" if attempt is None else str(attempt), token or "",
-                  target, ttl, json.dumps(fields), dumps(record) if record is not None else "", counter,
-                  repr(float(duration)) if timed else "", counters.bucket_for(duration) if timed else "",
-                  keys.EVENTS_CHANNEL, active, execution_id, time.time(), document_ttl or "", *(messages or ())])
+        return FencedWrite(self._transition, script_keys, [
+            ",".join(sorted(transition.sources)), "" if attempt is None else str(attempt), token or "",
+            target, ttl, json.dumps(fields), dumps(record) if record is not None else "", counter,
+            repr(float(duration)) if timed else "", counters.bucket_for(duration) if timed else "",
+            keys.EVENTS_CHANNEL, active, execution_id, time.time(), document_ttl or "", *(messages or ())])
+
+
+@dataclass(frozen=True)
+class FencedWrite:
+    """One call of the transition script, ready to send: :meth:`apply` sends it alone;
+    :meth:`queue` adds it to a pipeline (as EVALSHA: redis-py would otherwise spend a round trip on SCRIPT
+    EXISTS before every pipeline that carries a script) and :meth:`applied` reads its reply there."""
+
+    script: Script
+    keys: list[str]
+    args: list[Any]
+
+    def apply(self) -> bool:
+        return bool(self.script(keys=self.keys, args=self.args)[0])
+
+    def queue(self, pipe: Pipeline) -> None:
+        pipe.evalsha(self.script.sha, len(self.keys), *self.keys, *self.args)
+
+    def applied(self, reply: Any) -> bool:
+        """Whether the write applied, from its reply in the pipeline; a NOSCRIPT reply (Redis restarted
+        and lost its script cache) is answered by sending the write again alone, which loads the script.
+        Any other error is raised."""
+        if isinstance(reply, NoScriptError):
+            return self.apply()
+        if isinstance(reply, Exception):
+            raise reply
         return bool(reply[0])
 
 

@@ -23,36 +23,72 @@ stays in Redis's compact encoding.
 from __future__ import annotations
 
 import re
+import weakref
 import zlib
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.client import Pipeline
 from rq.defaults import CALLBACK_TIMEOUT
 from rq.job import Job, JobStatus
+from rq.registry import BaseRegistry, FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 
 from nodedrop_rq import keys
 from nodedrop_rq.execution import scripts
 
 # The last line of a node failure's traceback (nodedrop_rq.errors.ExecutionFailed).
 _NODE_FAILURE = "ExecutionFailed:"
-# What run_execution returns as `status` only when its success transition applied: the execution ended,
-# and no requeue leaves `succeeded`.
-_ENDED = ("succeeded",)
+_Registry = TypeVar("_Registry", bound=BaseRegistry)
+_registries: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], BaseRegistry]] = weakref.WeakKeyDictionary()
+
+# KEYS: the execution's state, its job hash. ARGV: n, then n fields of the job hash to delete, then the fields
+# to delete only once the execution has succeeded (no requeue leaves `succeeded`).
+_DROP_FIELDS = """
+local n = tonumber(ARGV[1])
+redis.call('HDEL', KEYS[2], unpack(ARGV, 2, n + 1))
+if #ARGV > n + 1 and redis.call('HGET', KEYS[1], 'status') == 'succeeded' then
+  redis.call('HDEL', KEYS[2], unpack(ARGV, n + 2))
+end
+"""
 # Fields of RQ's job hash that only running it again would read.
 _HOW_TO_RUN = ("timeout", "failure_ttl", "retries_left", "retry_intervals", "number_of_retries",
                "failure_callback_name", "failure_callback_timeout", "last_heartbeat")
 
 
 class ExecutionJob(Job):
+    # RQ builds a registry object on every use of these, resolving its serializer each time (a
+    # typing.Protocol isinstance check of about 9 µs, five times per execution). A registry holds nothing
+    # but its name, connection and classes, so one per (connection, kind, queue) serves every job.
+    @property
+    def started_job_registry(self) -> StartedJobRegistry:
+        return self._registry(StartedJobRegistry)
+
+    @property
+    def failed_job_registry(self) -> FailedJobRegistry:
+        return self._registry(FailedJobRegistry)
+
+    @property
+    def finished_job_registry(self) -> FinishedJobRegistry:
+        return self._registry(FinishedJobRegistry)
+
+    def _registry(self, kind: type[_Registry]) -> _Registry:
+        known = _registries.setdefault(self.connection, {})
+        key = (kind, self.origin, type(self), self.serializer)
+        registry = known.get(key)
+        if registry is None:
+            registry = known[key] = kind(self.origin, connection=self.connection, job_class=type(self),
+                                         serializer=self.serializer)
+        return registry  # type: ignore[return-value]
+
     def _handle_success(self, result_ttl: int, pipeline: Pipeline, worker_name: str = "",
                         execution_id: str | None = None, execution_started_at: Any = None,
                         execution_ended_at: Any = None) -> None:
-        self.set_status(JobStatus.FINISHED, pipeline=pipeline)
-        self._save_short(pipeline)
-        outcome = self._result.get("status") if isinstance(self._result, dict) else None
+        self._status = JobStatus.FINISHED
+        empty = self._save_short(pipeline, delete_empty=False)
         # An execution that succeeded never runs again: its job keeps what RQ's tools show (status, times,
-        # origin, description, worker), not how to run it.
-        pipeline.hdel(self.key, "exc_info", *(_HOW_TO_RUN if outcome in _ENDED else ()))
+        # origin, description, worker), not how to run it. The worker's transaction wrote the success just
+        # before (or it was refused: then the job may run again and keeps all of it).
+        pipeline.eval(_DROP_FIELDS, 2, keys.execution(self.id), self.key, len(empty) + 1, "exc_info", *empty,
+                      *_HOW_TO_RUN)
         if result_ttl != 0:
             self.finished_job_registry.add(self, result_ttl, pipeline)
 
@@ -68,13 +104,15 @@ class ExecutionJob(Job):
         # The next start writes a new heartbeat; until then there is none to read.
         pipeline.hdel(self.key, "last_heartbeat", *self._empty_fields(), *self._default_fields())
 
-    def _save_short(self, pipeline: Pipeline) -> None:
-        """``Job.save`` without the meta and result, and without empty fields."""
+    def _save_short(self, pipeline: Pipeline, delete_empty: bool = True) -> list[str]:
+        """``Job.save`` without the meta and result, and without empty fields (deleted here, or by the
+        caller when not ``delete_empty``); returns the names of those."""
         mapping = self.to_dict(include_meta=False, include_result=False)
         empty = [name for name, value in mapping.items() if value == ""] + self._default_fields()
         pipeline.hset(self.key, mapping={name: value for name, value in mapping.items() if value != ""})
-        if empty:
+        if empty and delete_empty:
             pipeline.hdel(self.key, *empty)
+        return empty
 
     def _default_fields(self) -> list[str]:
         """Fields that hold what RQ reads when they are absent."""

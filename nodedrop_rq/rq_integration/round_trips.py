@@ -10,15 +10,22 @@ RQ's worker spends about 18 round trips on a job (``bench/round_trips.py``). Thi
 * inline, the parent's and the job's preparation pipelines (``prepare_execution`` and
   ``prepare_job_execution``) become one, which also starts the attempt (the start transition); in a fork
   the horse's preparation and the start are one pipeline;
+* the job heartbeat of the preparation, whose one field ``prepare_for_execution`` writes again;
+* RQ's separate LMOVE and HGETALL of the dequeue (``dequeue.py``: one script);
 * inline, ``handle_execution_ended``'s job heartbeat: the worker's heartbeat thread beats until the
   success pipeline has run;
 * ``handle_job_success``'s WATCH and read of the dependents key, for jobs that had no dependents when they
   started (read in the preparation pipeline): the success MULTI reads the set, and dependents added while
   the job ran are enqueued right after it (:func:`enqueue_late_dependents`). Jobs that had dependents,
   repeat, are rate limited or keep no result take RQ's own path unchanged;
-* inline, the worker's ``idle`` state is written by that MULTI, so the dequeue loop need not write it.
+* inline, the worker's ``idle`` state is written by that MULTI, so the dequeue loop need not write it;
+* the execution's success transition, which the job function leaves on the job (``PendingFinish``), is
+  the first command of that MULTI instead of a round trip of its own. It is still its own fenced script:
+  refused, it changes nothing, and the MULTI's other writes are RQ's bookkeeping of a job that returned.
+  Until that MULTI has run the attempt is still running, so a worker that dies in between costs the
+  attempt, which is retried: nothing that succeeded runs again.
 
-The attempt's outcome is its own fenced transition (run by the job function), never part of RQ's MULTI.
+Every other outcome of an attempt is written by the job function itself, before RQ's failure handling.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from redis.client import Pipeline
-from redis.exceptions import WatchError
+from redis.exceptions import NoScriptError, RedisError, WatchError
 from rq.executions import Execution
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
@@ -39,7 +46,7 @@ from rq.worker import WorkerStatus
 
 from nodedrop_rq.execution.transitions import Transitions, parse_start
 from nodedrop_rq.rq_integration import names
-from nodedrop_rq.rq_integration.jobs import FUNC_NAME, STARTED_ATTR
+from nodedrop_rq.rq_integration.jobs import FUNC_NAME, STARTED_ATTR, pending_finish, write_pending_finish
 
 # Bounds the retries of a WATCHed transaction that other clients keep changing under us.
 MAX_WATCH_RETRIES = 100
@@ -110,7 +117,7 @@ class FewerRoundTrips:
         with pipe:
             heartbeat_ttl = self.get_heartbeat_ttl(job)
             self.heartbeat(heartbeat_ttl, pipeline=pipe)
-            job.heartbeat(now(), heartbeat_ttl, pipeline=pipe)
+            # (RQ's job.heartbeat here writes the one field prepare_for_execution writes again.)
             job.prepare_for_execution(self.name, pipeline=pipe)
             pipe.persist(job.key)
             if remove_from_intermediate_queue:
@@ -130,10 +137,17 @@ class FewerRoundTrips:
         dependents = replies[-ours]
         self._nd_had_dependents = None if isinstance(dependents, Exception) else bool(dependents)
         if ours == 2:
-            if isinstance(replies[-1], Exception):
-                self.log.warning("Worker %s: could not start execution %s: %s", self.name, job.id, replies[-1])
-            else:
-                job.__dict__[STARTED_ATTR] = parse_start(replies[-1], *start)
+            reply = replies[-1]
+            try:
+                if isinstance(reply, NoScriptError):  # Redis lost its script cache (a restart): load it
+                    job.__dict__[STARTED_ATTR] = self.transitions.start_again(
+                        execution_id, job.origin, self.name, execution.id, start[0], _epoch(job.enqueued_at))
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    job.__dict__[STARTED_ATTR] = parse_start(reply, *start)
+            except RedisError as exc:
+                self.log.warning("Worker %s: could not start execution %s: %s", self.name, job.id, exc)
         self.procline(f"Processing {job.func_name} from {job.origin} since {time.time()}")
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
@@ -148,10 +162,14 @@ class FewerRoundTrips:
         result_ttl = job.get_result_ttl(self.default_result_ttl)
         if (result_ttl == 0 or (job.repeats_left is not None and job.repeats_left > 0) or job.has_rate_limit
                 or self._nd_had_dependents is not False):
+            write_pending_finish(job)
             super().handle_job_success(job, queue, started_job_registry, execution)  # type: ignore[misc]
             return
         assert job.started_at and job.ended_at
+        pending = pending_finish(job)
         with self.connection.pipeline() as pipe:
+            if pending is not None:
+                pending.queue(pipe)  # the execution's success first: what follows reads it
             self.increment_successful_job_count(pipeline=pipe)
             self.increment_total_working_time(job.ended_at - job.started_at, pipe)
             job._handle_success(result_ttl, pipeline=pipe, worker_name=self.name, execution_id=execution.id,
@@ -164,7 +182,13 @@ class FewerRoundTrips:
                 self.heartbeat(pipeline=pipe)
             pipe.exists(WORKERS_SUSPENDED)
             pipe.smembers(job.dependents_key)
-            *_, suspended, dependents = pipe.execute()
+            replies = pipe.execute(raise_on_error=False)
+        if pending is not None:
+            pending.applied(replies.pop(0))
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if errors:
+            raise errors[0]  # as RQ's pipeline would have
+        *_, suspended, dependents = replies
         # In a fork the horse runs this, and the worker checks for itself.
         self._nd_known_not_suspended = not suspended and not self.is_horse
         if dependents:

@@ -44,9 +44,10 @@ from nodedrop_rq.connection import SERIALIZER
 from nodedrop_rq.errors import ExecutionFailed
 from nodedrop_rq.execution.transitions import Transitions
 from nodedrop_rq.rq_integration import maintenance, names, outage_log, private, supervision
+from nodedrop_rq.rq_integration.dequeue import ExecutionQueue
 from nodedrop_rq.rq_integration.execution_job import ExecutionJob
 from nodedrop_rq.rq_integration.heartbeats import RunningJobHeartbeat
-from nodedrop_rq.rq_integration.jobs import RECORDED_ATTR, error_of, record_attempt_end
+from nodedrop_rq.rq_integration.jobs import RECORDED_ATTR, error_of, record_attempt_end, write_pending_finish
 from nodedrop_rq.rq_integration.round_trips import FewerRoundTrips
 from nodedrop_rq.rq_integration.scheduler import RetryScheduler
 from nodedrop_rq.settings import Settings, configure, get_settings
@@ -86,6 +87,10 @@ class ExecutionWorker(FewerRoundTrips, Worker):
         if kwargs.get("job_class") in (None, Job, "rq.job.Job"):
             kwargs["job_class"] = ExecutionJob
         super().__init__(queues, *args, **kwargs)
+        if self.queue_class is Queue:
+            # Only for the dequeue (a classmethod): the worker's queues, checked against RQ's Queue above,
+            # stay RQ's, as `rq worker` built them.
+            self.queue_class = ExecutionQueue
         self.nd_pool_name = pool_name or self.name
         self.nd_pool_concurrency = pool_concurrency
         # Under a pool (ours, or the one plain `rq worker` starts for supervised isolation) the pool's pid.
@@ -214,6 +219,11 @@ class ExecutionWorker(FewerRoundTrips, Worker):
 
     def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "",
                            execution: Execution | None = None) -> None:
+        try:
+            # The workflow succeeded, then RQ's bookkeeping failed before the success was written.
+            write_pending_finish(job)
+        except RedisError as exc:
+            self.log.warning("Worker %s: could not record the success of %s: %s", self.name, job.id, exc)
         if job.__dict__.pop(RECORDED_ATTR, False):
             if self.inline:
                 self._stopped_job_id = None  # a stop that raced the failure: the failure was recorded

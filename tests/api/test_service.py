@@ -111,7 +111,8 @@ def test_failed_executions_are_listed_and_requeued(start_service, start_pool):
 
     requeued = service.http.post(f"/api/executions/{execution_id}/requeue")
     assert requeued.status_code == 202, requeued.text
-    assert requeued.json()["status"] == "queued" and requeued.json()["requeues"] == 1
+    # The answer is the state read after the requeue: the idle worker may have started it already.
+    assert requeued.json()["status"] in ("queued", "running", "succeeded") and requeued.json()["requeues"] == 1
     final = service.wait_status(execution_id, ("succeeded", "failed"), 30)
     assert final["status"] == "succeeded" and final["attempt"] == 3
     assert service.http.get("/api/executions/failed").json()["total"] == 0
