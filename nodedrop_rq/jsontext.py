@@ -79,6 +79,28 @@ def readable(value: Any, max_depth: int = MAX_READABLE_DEPTH) -> Any:
     return _readable(value, max_depth)
 
 
+def dumps_compact(value: Any) -> str:
+    """Compact strict JSON of ``readable(value)``. Most values need no change, and json.dumps alone finds
+    that out at C speed: it refuses NaN, escapes every surrogate as ``\\ud...`` and cannot nest deeper
+    than it has brackets; only a value that trips one of those takes the walk through ``readable``."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), default=str, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        text = None
+    if text is None or "\\ud" in text or text.count("[") + text.count("{") > MAX_READABLE_DEPTH:
+        text = json.dumps(readable(value), separators=(",", ":"), default=str, allow_nan=False)
+    return text
+
+
+def _key(key: Any) -> str:
+    """A key as json.dumps names it (True is "true", None "null"), so both paths of dumps_compact agree."""
+    if isinstance(key, str):
+        return _LONE_SURROGATE.sub(REPLACEMENT, key)
+    if key is None or isinstance(key, bool | int | float):
+        return json.dumps(key)
+    return _readable(str(key), 0)
+
+
 def _readable(value: Any, depth: int) -> Any:
     if isinstance(value, str):
         return _LONE_SURROGATE.sub(REPLACEMENT, value)
@@ -90,7 +112,7 @@ def _readable(value: Any, depth: int) -> Any:
         if depth <= 0:
             return _as_text(value)
         if isinstance(value, dict):
-            return {_readable(str(k), 0): _readable(v, depth - 1) for k, v in value.items()}
+            return {_key(k): _readable(v, depth - 1) for k, v in value.items()}
         return [_readable(item, depth - 1) for item in value]
     return _readable(str(value), 0)
 

@@ -89,9 +89,9 @@ def utc_now() -> datetime:
 def iso(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if moment.tzinfo is not timezone.utc:
+        moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # without its "+00:00"
 
 
 def stored_time(text: str) -> str:
@@ -116,7 +116,7 @@ def parse_iso(text: str) -> datetime | None:
 def dumps(value: object) -> str:
     """Strict JSON for Redis (other readers, rq-dashboard and other languages, get no NaN or lone
     surrogates; an output nested too deep is kept as its JSON text)."""
-    return json.dumps(jsontext.readable(value), separators=(",", ":"), default=str, allow_nan=False)
+    return jsontext.dumps_compact(value)
 
 
 class ExecutionStore:

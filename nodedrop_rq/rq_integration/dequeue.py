@@ -16,22 +16,25 @@ from hashlib import sha1
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import NoScriptError
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.queue import Queue
 from rq.utils import as_text, get_version
 
-# KEYS: the queue, its intermediate list. ARGV: the job key prefix. Returns false when the queue is empty,
-# else {job id, the job hash as HGETALL returns it (empty when the job is gone)}.
+# KEYS: the queue, its intermediate list, and optionally RQ's suspension key (then nothing is taken while
+# workers are suspended). ARGV: the job key prefix. Returns false when nothing was taken, else {job id, the
+# job hash as HGETALL returns it (empty when the job is gone)}.
 TAKE = """
+if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return false end
 local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
 if not id then return false end
 return {id, redis.call('HGETALL', ARGV[1] .. id)}
 """
 _TAKE_SHA = sha1(TAKE.encode(), usedforsecurity=False).hexdigest()  # the name Redis caches it by
 # LMOVE, and so RQ's intermediate queue, came with Redis 6.2; before it RQ pops, which this leaves to RQ.
-_LMOVE_SINCE = (6, 2, 0)
+LMOVE_SINCE = (6, 2, 0)
 
 
 class ExecutionQueue(Queue):
@@ -40,7 +43,7 @@ class ExecutionQueue(Queue):
                     job_class: type[Job] | None = None, serializer: Any = None,
                     death_penalty_class: Any = None) -> tuple[Job, Queue] | None:
         queues = list(queues)
-        if len(queues) != 1 or get_version(connection) < _LMOVE_SINCE:
+        if len(queues) != 1 or get_version(connection) < LMOVE_SINCE:
             return super().dequeue_any(queues, timeout, connection=connection, job_class=job_class,
                                        serializer=serializer, death_penalty_class=death_penalty_class)
         queue = queues[0]
@@ -49,23 +52,50 @@ class ExecutionQueue(Queue):
             reply = _take(connection, queue.key, job_cls.redis_job_namespace_prefix)
             if not reply:
                 break
-            job_id, flat = as_text(reply[0]), reply[1]
-            if not flat:
-                continue  # the job is gone (deleted meanwhile): RQ passes over it as well
-            job = job_cls(job_id, connection=connection, serializer=serializer)
+            job_id = as_text(reply[0])
             try:
-                job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
+                job = job_from(reply, job_cls, connection, serializer)
             except Exception as exc:
                 # As RQ: the worker reads these to fail the job it could not load.
                 exc.job_id = job_id  # type: ignore[attr-defined]
                 exc.queue = queue  # type: ignore[attr-defined]
                 raise
+            if job is None:
+                continue  # the job is gone (deleted meanwhile): RQ passes over it as well
             return job, queue
         if timeout is None:
             return None
         # Empty: wait the way RQ's worker does (BLMOVE), which returns as soon as a job is pushed.
         return super().dequeue_any(queues, timeout, connection=connection, job_class=job_class,
                                    serializer=serializer, death_penalty_class=death_penalty_class)
+
+
+def job_from(reply: Any, job_class: type[Job], connection: Redis, serializer: Any) -> Job | None:
+    """The job of a TAKE reply (None when its hash is gone)."""
+    job_id, flat = as_text(reply[0]), reply[1]
+    if not flat:
+        return None
+    job = job_class(job_id, connection=connection, serializer=serializer)
+    job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
+    return job
+
+
+def queue_take(pipe: Pipeline, queue: Queue, suspended_key: str) -> None:
+    """TAKE as one command of ``pipe`` (a transaction), unless workers are suspended; its reply is a
+    NOSCRIPT error when Redis lost its script cache, and then nothing was taken."""
+    pipe.evalsha(_TAKE_SHA, 3, queue.key, IntermediateQueue.get_intermediate_queue_key(queue.key), suspended_key,
+                 queue.job_class.redis_job_namespace_prefix)
+
+
+def give_back(connection: Redis, queue: Queue, job_id: str) -> None:
+    """Return a job taken by TAKE and never begun to the front of its queue, where it was."""
+    connection.eval(_GIVE_BACK, 2, IntermediateQueue.get_intermediate_queue_key(queue.key), queue.key, job_id)
+
+
+# KEYS: the intermediate list, the queue. ARGV: the job id. Only a job still in the list goes back.
+_GIVE_BACK = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then redis.call('LPUSH', KEYS[2], ARGV[1]) end
+"""
 
 
 def _take(connection: Redis, queue_key: str, job_prefix: str) -> Any:

@@ -35,6 +35,7 @@ from nodedrop_rq.workflow.graph import topological_order
 from nodedrop_rq.workflow.limits import Limits
 from nodedrop_rq.workflow.model import Connection, Node, Workflow
 from nodedrop_rq.workflow.node_type import Inputs, NodeContext, NodeType, Outputs
+from nodedrop_rq.workflow.nodes.items import copied as copy_items
 from nodedrop_rq.workflow.registry import get_node_type
 from nodedrop_rq.workflow.results import NodeError, NodeEvent, NodeRun, RunResult
 from nodedrop_rq.workflow.validation import normalize_input
@@ -206,7 +207,7 @@ class _Run:
 
     def run_node(self, node: Node, node_type: NodeType, inputs: Inputs, run: NodeRun) -> None:
         if not node_type.pure:
-            inputs = copy.deepcopy(inputs)
+            inputs = copy_items(inputs)
         items = [item for group in inputs.get("main", []) for item in group]
         expressions = Expressions(
             items,

@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
 MISSING: Any = object()  # JavaScript's undefined, distinct from null (None)
 
 _INDEX = re.compile(r"\[(\d+)\]")
+
+
+def copied(value: Any) -> Any:
+    """A deep copy of item data. Items are JSON values almost always, which this copies about three times
+    faster than ``copy.deepcopy``; anything else (a plugin's objects, a cycle) goes to deepcopy."""
+    try:
+        return _copy_json(value)
+    except (_NotJson, RecursionError):
+        return copy.deepcopy(value)
+
+
+class _NotJson(Exception):
+    pass
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _copy_json(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy_json(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_json(item) for item in value]
+    if kind in _SCALARS:
+        return value
+    raise _NotJson
 
 
 def data_of(item: Any) -> Any:

@@ -8,7 +8,6 @@ node and the same fields are set on every item; with no input items, one item is
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +15,7 @@ from nodedrop_rq.workflow.js import UNDEFINED
 from nodedrop_rq.workflow.js.values import to_text, truthy
 from nodedrop_rq.workflow.limits import Limits
 from nodedrop_rq.workflow.node_type import Inputs, NodeContext, NodeType, Outputs
-from nodedrop_rq.workflow.nodes.items import data_of, set_path, spread
+from nodedrop_rq.workflow.nodes.items import copied, data_of, set_path, spread
 from nodedrop_rq.workflow.params import any_value, array, obj, string
 from nodedrop_rq.workflow.problems import join_path
 
@@ -66,8 +65,8 @@ class SetNode(NodeType):
         pairs = [p for p in pairs if p is not None and truthy(p.get("key", UNDEFINED))]
         out = []
         for data in [data_of(item) for item in ctx.items] or [{}]:
-            fields = copy.deepcopy(spread(data))
+            fields = copied(spread(data))
             for pair in pairs:
-                set_path(fields, to_text(pair["key"]), copy.deepcopy(pair.get("value")))
+                set_path(fields, to_text(pair["key"]), copied(pair.get("value")))
             out.append({"json": fields})
         return {"main": out}
