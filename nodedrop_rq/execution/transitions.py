@@ -18,7 +18,6 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
 
 from nodedrop_rq import counters, documents, keys
 from nodedrop_rq.execution import scripts, status
@@ -228,9 +227,7 @@ class Transitions:
 
 @dataclass(frozen=True)
 class FencedWrite:
-    """One call of the transition script, ready to send: :meth:`apply` sends it alone;
-    :meth:`queue` adds it to a pipeline (as EVALSHA: redis-py would otherwise spend a round trip on SCRIPT
-    EXISTS before every pipeline that carries a script) and :meth:`applied` reads its reply there."""
+    """One call of the transition script, ready to send (:meth:`apply`) when its writer decides."""
 
     script: Script
     keys: list[str]
@@ -238,19 +235,6 @@ class FencedWrite:
 
     def apply(self) -> bool:
         return bool(self.script(keys=self.keys, args=self.args)[0])
-
-    def queue(self, pipe: Pipeline) -> None:
-        pipe.evalsha(self.script.sha, len(self.keys), *self.keys, *self.args)
-
-    def applied(self, reply: Any) -> bool:
-        """Whether the write applied, from its reply in the pipeline; a NOSCRIPT reply (Redis restarted
-        and lost its script cache) is answered by sending the write again alone, which loads the script.
-        Any other error is raised."""
-        if isinstance(reply, NoScriptError):
-            return self.apply()
-        if isinstance(reply, Exception):
-            raise reply
-        return bool(reply[0])
 
 
 def failure_target(settings: Settings, attempt: int, max_attempts: int, attempt_base: int) -> tuple[str, int | None]:

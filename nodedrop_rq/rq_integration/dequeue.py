@@ -16,18 +16,15 @@ from hashlib import sha1
 from typing import Any
 
 from redis import Redis
-from redis.client import Pipeline
 from redis.exceptions import NoScriptError
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.queue import Queue
 from rq.utils import as_text, get_version
 
-# KEYS: the queue, its intermediate list, and optionally RQ's suspension key (then nothing is taken while
-# workers are suspended). ARGV: the job key prefix. Returns false when nothing was taken, else {job id, the
-# job hash as HGETALL returns it (empty when the job is gone)}.
+# KEYS: the queue, its intermediate list. ARGV: the job key prefix. Returns false when the queue is empty,
+# else {job id, the job hash as HGETALL returns it (empty when the job is gone)}.
 TAKE = """
-if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return false end
 local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
 if not id then return false end
 return {id, redis.call('HGETALL', ARGV[1] .. id)}
@@ -78,24 +75,6 @@ def job_from(reply: Any, job_class: type[Job], connection: Redis, serializer: An
     job = job_class(job_id, connection=connection, serializer=serializer)
     job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
     return job
-
-
-def queue_take(pipe: Pipeline, queue: Queue, suspended_key: str) -> None:
-    """TAKE as one command of ``pipe`` (a transaction), unless workers are suspended; its reply is a
-    NOSCRIPT error when Redis lost its script cache, and then nothing was taken."""
-    pipe.evalsha(_TAKE_SHA, 3, queue.key, IntermediateQueue.get_intermediate_queue_key(queue.key), suspended_key,
-                 queue.job_class.redis_job_namespace_prefix)
-
-
-def give_back(connection: Redis, queue: Queue, job_id: str) -> None:
-    """Return a job taken by TAKE and never begun to the front of its queue, where it was."""
-    connection.eval(_GIVE_BACK, 2, IntermediateQueue.get_intermediate_queue_key(queue.key), queue.key, job_id)
-
-
-# KEYS: the intermediate list, the queue. ARGV: the job id. Only a job still in the list goes back.
-_GIVE_BACK = """
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then redis.call('LPUSH', KEYS[2], ARGV[1]) end
-"""
 
 
 def _take(connection: Redis, queue_key: str, job_prefix: str) -> Any:

@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any
 
 from redis import Redis
-from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.exceptions import AbandonedJobError
@@ -107,16 +106,15 @@ def run_execution(execution_id: str | None = None, workflow: dict[str, Any] | No
         if not _fail(job, settings, started, error, finish):
             return dict(outcome, status="skipped", found="stale")
         raise ExecutionFailed(error, started.attempt)
-    # The success is written by the worker, as the first command of the transaction that tells RQ the job
-    # finished (one round trip less per execution), or alone where RQ's own success path runs.
+    # The success is written by the worker, right before the transaction that tells RQ the job finished.
     job.__dict__[PENDING_ATTR] = write(status.SUCCEEDED, output=result.output)
     return dict(outcome, status=status.SUCCEEDED, durationMs=round((time.monotonic() - clock) * 1000, 3))
 
 
 @dataclass(frozen=True)
 class PendingFinish:
-    """An attempt's outcome, written by whoever sends it (:meth:`apply`, or :meth:`queue` into a pipeline
-    and :meth:`applied` with its reply). A refused write (the execution moved on meanwhile) is logged."""
+    """An attempt's outcome, written by the worker once RQ's job function has returned (:meth:`apply`). A
+    refused write (the execution moved on meanwhile) is logged."""
 
     write: FencedWrite
     execution_id: str
@@ -125,12 +123,6 @@ class PendingFinish:
 
     def apply(self) -> bool:
         return self._told(self.write.apply())
-
-    def queue(self, pipe: Pipeline) -> None:
-        self.write.queue(pipe)
-
-    def applied(self, reply: Any) -> bool:
-        return self._told(self.write.applied(reply))
 
     def _told(self, applied: bool) -> bool:
         if not applied:

@@ -19,12 +19,6 @@ RQ's worker spends about 18 round trips on a job (``bench/round_trips.py``). Thi
   the job ran are enqueued right after it (:func:`enqueue_late_dependents`). Jobs that had dependents,
   repeat, are rate limited or keep no result take RQ's own path unchanged;
 * inline, the worker's ``idle`` state is written by that MULTI, so the dequeue loop need not write it;
-* the execution's success transition, which the job function leaves on the job (``PendingFinish``), is
-  the first command of that MULTI instead of a round trip of its own. It is still its own fenced script:
-  refused, it changes nothing, and the MULTI's other writes are RQ's bookkeeping of a job that returned.
-  Until that MULTI has run the attempt is still running, so a worker that dies in between costs the
-  attempt, which is retried: nothing that succeeded runs again.
-
 Every other outcome of an attempt is written by the job function itself, before RQ's failure handling.
 """
 
@@ -41,13 +35,12 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.suspension import WORKERS_SUSPENDED
-from rq.utils import as_text, get_version, now
+from rq.utils import as_text, now
 from rq.worker import WorkerStatus
 
 from nodedrop_rq.execution.transitions import Transitions, parse_start
 from nodedrop_rq.rq_integration import batched, names
-from nodedrop_rq.rq_integration.dequeue import LMOVE_SINCE, give_back, job_from, queue_take
-from nodedrop_rq.rq_integration.jobs import FUNC_NAME, STARTED_ATTR, pending_finish, write_pending_finish
+from nodedrop_rq.rq_integration.jobs import FUNC_NAME, STARTED_ATTR, write_pending_finish
 
 # Bounds the retries of a WATCHed transaction that other clients keep changing under us.
 MAX_WATCH_RETRIES = 100
@@ -63,10 +56,6 @@ class FewerRoundTrips:
     _nd_pending_prep: Pipeline | None = None
     # Whether the running job had dependents when it started (None: not known).
     _nd_had_dependents: bool | None = None
-    # A job the success MULTI took for the next dequeue, and its queue.
-    _nd_prefetched: tuple[Job, Queue] | None = None
-    # How many more jobs this work loop may begin (None: no limit); set by the worker's work().
-    nd_jobs_left: int | None = None
 
     # -- worker heartbeats, state and suspension -------------------------------------------------
 
@@ -116,8 +105,6 @@ class FewerRoundTrips:
         # Worker.prepare_job_execution's writes, then whether the job has dependents yet (see
         # handle_job_success) and the start transition of the attempt (fenced with this RQ execution's id).
         pipe, self._nd_pending_prep = self._nd_pending_prep, None
-        if self.nd_jobs_left is not None:
-            self.nd_jobs_left -= 1
         pipe = pipe if pipe is not None else self.connection.pipeline()
         self._nd_had_dependents = None
         execution = self.execution
@@ -163,52 +150,6 @@ class FewerRoundTrips:
             return
         job.ended_at = now()
 
-    # -- the next job, taken by the success MULTI ---------------------------------------------------
-
-    def _nd_prefetch_queue(self) -> Queue | None:
-        """The queue to take the next job from in the success MULTI: only a worker that runs executions
-        itself (a horse cannot hand a job to its parent) and serves one queue, as RQ's LMOVE dequeue does."""
-        if not self.inline or self.is_horse or len(self.queues) != 1 or self.nd_jobs_left == 0:
-            return None
-        if get_version(self.connection) < LMOVE_SINCE:
-            return None
-        return self.queues[0]
-
-    def _nd_keep_prefetched(self, taken: Any, queue: Queue) -> None:
-        try:
-            job = job_from(taken, self.job_class, self.connection, self.serializer)
-        except Exception:  # noqa: BLE001 - RQ's own dequeue meets the same job and fails it as RQ does
-            give_back(self.connection, queue, as_text(taken[0]))
-            return
-        if job is not None:
-            self._nd_prefetched = (job, queue)
-
-    def dequeue_job_and_maintain_ttl(self, timeout: int | None,
-                                     max_idle_time: int | None = None) -> tuple[Job, Queue] | None:
-        taken, self._nd_prefetched = self._nd_prefetched, None
-        if taken is None:
-            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)  # type: ignore[misc]
-        # What RQ's dequeue does besides taking the job: the worker's state (idle) and heartbeat were
-        # written by the MULTI that took it.
-        job, queue = taken
-        job.redis_server_version = self.get_redis_server_version()
-        if self.log_job_description:
-            self.log.info("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
-        else:
-            self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
-        return job, queue
-
-    def teardown(self) -> None:
-        # Stopped (max jobs, a stop request, suspension or an error) with a job taken and not begun.
-        taken, self._nd_prefetched = self._nd_prefetched, None
-        if taken is not None:
-            try:
-                give_back(self.connection, taken[1], taken[0].id)
-            except RedisError as exc:  # the maintenance sweep redelivers it after heartbeat_grace
-                self.log.warning("Worker %s: could not give job %s back to its queue: %s", self.name,
-                                 taken[0].id, exc)
-        super().teardown()  # type: ignore[misc]
-
     # -- success without WATCH --------------------------------------------------------------------
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any, execution: Execution) -> None:
@@ -219,10 +160,10 @@ class FewerRoundTrips:
             super().handle_job_success(job, queue, started_job_registry, execution)  # type: ignore[misc]
             return
         assert job.started_at and job.ended_at
-        pending = pending_finish(job)
+        # The execution's success first, on its own: RQ's MULTI below reads it, and a reply of that MULTI
+        # lost on the way must find the success already written.
+        write_pending_finish(job)
         with self.connection.pipeline() as pipe:
-            if pending is not None:
-                pending.queue(pipe)  # the execution's success first: what follows reads it
             self.increment_successful_job_count(pipeline=pipe)
             self.increment_total_working_time(job.ended_at - job.started_at, pipe)
             job._handle_success(result_ttl, pipeline=pipe, worker_name=self.name, execution_id=execution.id,
@@ -235,19 +176,11 @@ class FewerRoundTrips:
                 self.heartbeat(pipeline=pipe)
             pipe.exists(WORKERS_SUSPENDED)
             pipe.smembers(job.dependents_key)
-            prefetch = self._nd_prefetch_queue()
-            if prefetch is not None:
-                queue_take(pipe, prefetch, WORKERS_SUSPENDED)
             replies = batched.execute(pipe)
-        if pending is not None:
-            pending.applied(replies.pop(0))
-        taken = replies.pop() if prefetch is not None else None
         errors = [reply for reply in replies if isinstance(reply, Exception)]
         if errors:
             raise errors[0]  # as RQ's pipeline would have
         *_, suspended, dependents = replies
-        if prefetch is not None and taken and not isinstance(taken, Exception):
-            self._nd_keep_prefetched(taken, prefetch)
         # In a fork the horse runs this, and the worker checks for itself.
         self._nd_known_not_suspended = not suspended and not self.is_horse
         if dependents:

@@ -126,7 +126,6 @@ class ExecutionWorker(FewerRoundTrips, Worker):
             limit_memory(self.nd_settings.memory_limit_mb)
         if max_jobs is None and self.nd_settings.worker_max_jobs > 0:
             max_jobs = self.nd_settings.worker_max_jobs  # then the pool starts a fresh process
-        self.nd_jobs_left = max_jobs
         return super().work(burst, logging_level, *args, max_jobs=max_jobs, **kwargs)
 
     # -- liveness and maintenance ------------------------------------------------------------------

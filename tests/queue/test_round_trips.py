@@ -69,7 +69,7 @@ def _in_process_worker(redis_url: str, settings) -> ExecutionWorker:
                            connection=connection, settings=settings)
 
 
-def test_an_inline_execution_costs_at_most_four_round_trips(redis_url, redis_conn, settings):
+def test_an_inline_execution_costs_at_most_five_round_trips(redis_url, redis_conn, settings):
     inline = settings.with_overrides(isolation="inline")
     count = 50
     ids = [submit_execution(workflows.quick(), {"n": i}, connection=redis_conn, settings=inline)
@@ -79,9 +79,9 @@ def test_an_inline_execution_costs_at_most_four_round_trips(redis_url, redis_con
         worker.work(burst=True, with_scheduler=False)
     per_execution = sum(sites.values()) / count
     assert all(status_of(redis_conn, i) == "succeeded" for i in ids)
-    # RQ 2.12's own protocol with our attempt start took 15 here (dequeue 5, prepare 4, end 4, loop 2); now 3:
-    # take the job, prepare and start it, write its success with RQ's finish.
-    assert per_execution <= 4, per_execution
+    # RQ 2.12's own protocol with our attempt start took 15 here (dequeue 5, prepare 4, end 4, loop 2); now 4
+    # and a few heartbeats: take the job, prepare and start it, write its success, RQ's finish.
+    assert per_execution <= 5, per_execution
 
 
 def test_executions_run_once_each_after_redis_forgot_its_scripts(redis_url, redis_conn, settings):

@@ -49,13 +49,19 @@ class RedisProxy:
             threading.Thread(target=self._pump_replies, args=(upstream, client, cut), daemon=True).start()
 
     def _pump_requests(self, client: socket.socket, upstream: socket.socket, cut: threading.Event) -> None:
+        # A client may send one write in several pieces (redis-py sends long arguments on their own): the
+        # markers are looked for in the pieces since the last one that held the command.
+        recent = b""
         try:
             while data := client.recv(65536):
+                recent = (recent + data)[-262144:]
                 with self._lock:
                     if self._markers is not None and self._command in data \
-                            and all(marker in data for marker in self._markers):
+                            and all(marker in recent for marker in self._markers):
                         self._markers = None
                         cut.set()
+                if self._command in data:
+                    recent = b""  # that write ended: the next one is looked at on its own
                 upstream.sendall(data)
                 if cut.is_set():
                     return  # the reply pump swallows Redis's answer, then closes both sides
