@@ -17,7 +17,6 @@ from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
-from redis.commands.core import Script
 
 from nodedrop_rq import counters, documents, keys
 from nodedrop_rq.execution import scripts, status
@@ -129,16 +128,6 @@ class Transitions:
         """End attempt ``attempt`` (started with ``token`` at ``started_at``, which node times are stored
         relative to) as ``target``. ``workflow``: the digest of the document it ran, kept as long as the
         outcome can still lead to another attempt."""
-        return self.finish_write(execution_id, queue, attempt=attempt, token=token, target=target, error=error,
-                                 nodes=nodes, output=output, duration=duration, retry_in=retry_in, events=events,
-                                 workflow=workflow, started_at=started_at).apply()
-
-    def finish_write(self, execution_id: str, queue: str, *, attempt: int, token: str, target: str,
-                     error: dict[str, Any] | None = None, nodes: dict[str, Any] | None = None,
-                     output: Any = None, duration: float | None = None, retry_in: int | None = None,
-                     events: list[str] | tuple[str, ...] = (), workflow: str = "",
-                     started_at: str | None = None) -> FencedWrite:
-        """:meth:`finish` as a write to send later, alone or as one command of a caller's pipeline."""
         now = iso(utc_now())
         fields: dict[str, str] = {"currentNode": ""}
         if nodes is not None:
@@ -158,7 +147,7 @@ class Transitions:
         message = _event(event, execution_id, now, attempt=attempt,
                          error=(error or {}).get("message") if target != status.SUCCEEDED else None,
                          nextRetryAt=iso_of_stored(fields.get("nextRetryAt")))
-        return self._write(status.FINISH, execution_id, queue, target, fields, attempt=attempt, token=token,
+        return self._apply(status.FINISH, execution_id, queue, target, fields, attempt=attempt, token=token,
                            record=record, duration=duration if target != status.CANCELLED else None,
                            messages=[*events, message], workflow=workflow)
 
@@ -190,14 +179,10 @@ class Transitions:
     # -- the one writer -----------------------------------------------------------------------
 
     def _apply(self, transition: Transition, execution_id: str, queue: str, target: str,
-               fields: dict[str, str], **options: Any) -> bool:
-        return self._write(transition, execution_id, queue, target, fields, **options).apply()
-
-    def _write(self, transition: Transition, execution_id: str, queue: str, target: str,
                fields: dict[str, str], *, attempt: int | None = None, token: str | None = None,
                record: dict[str, Any] | None = None, duration: float | None = None,
                messages: list[str] | None = None, active: str | None = None, clear_cancel: bool = False,
-               workflow: str = "") -> FencedWrite:
+               workflow: str = "") -> bool:
         if target not in transition.targets:
             raise ValueError(f"transition {transition.name} cannot lead to {target}")
         if transition.fenced_on_attempt and (attempt is None or not token):
@@ -218,23 +203,13 @@ class Transitions:
         document_ttl = documents.needed_for(self.settings, target)
         if workflow and document_ttl:
             script_keys.append(keys.document(workflow))
-        return FencedWrite(self._transition, script_keys, [
-            ",".join(sorted(transition.sources)), "" if attempt is None else str(attempt), token or "",
-            target, ttl, json.dumps(fields), dumps(record) if record is not None else "", counter,
-            repr(float(duration)) if timed else "", counters.bucket_for(duration) if timed else "",
-            keys.EVENTS_CHANNEL, active, execution_id, time.time(), document_ttl or "", *(messages or ())])
-
-
-@dataclass(frozen=True)
-class FencedWrite:
-    """One call of the transition script, ready to send (:meth:`apply`) when its writer decides."""
-
-    script: Script
-    keys: list[str]
-    args: list[Any]
-
-    def apply(self) -> bool:
-        return bool(self.script(keys=self.keys, args=self.args)[0])
+        reply = self._transition(
+            keys=script_keys,
+            args=[",".join(sorted(transition.sources)), "" if attempt is None else str(attempt), token or "",
+                  target, ttl, json.dumps(fields), dumps(record) if record is not None else "", counter,
+                  repr(float(duration)) if timed else "", counters.bucket_for(duration) if timed else "",
+                  keys.EVENTS_CHANNEL, active, execution_id, time.time(), document_ttl or "", *(messages or ())])
+        return bool(reply[0])
 
 
 def failure_target(settings: Settings, attempt: int, max_attempts: int, attempt_base: int) -> tuple[str, int | None]:

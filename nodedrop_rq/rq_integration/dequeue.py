@@ -31,7 +31,7 @@ return {id, redis.call('HGETALL', ARGV[1] .. id)}
 """
 _TAKE_SHA = sha1(TAKE.encode(), usedforsecurity=False).hexdigest()  # the name Redis caches it by
 # LMOVE, and so RQ's intermediate queue, came with Redis 6.2; before it RQ pops, which this leaves to RQ.
-LMOVE_SINCE = (6, 2, 0)
+_LMOVE_SINCE = (6, 2, 0)
 
 
 class ExecutionQueue(Queue):
@@ -40,7 +40,7 @@ class ExecutionQueue(Queue):
                     job_class: type[Job] | None = None, serializer: Any = None,
                     death_penalty_class: Any = None) -> tuple[Job, Queue] | None:
         queues = list(queues)
-        if len(queues) != 1 or get_version(connection) < LMOVE_SINCE:
+        if len(queues) != 1 or get_version(connection) < _LMOVE_SINCE:
             return super().dequeue_any(queues, timeout, connection=connection, job_class=job_class,
                                        serializer=serializer, death_penalty_class=death_penalty_class)
         queue = queues[0]
@@ -51,7 +51,7 @@ class ExecutionQueue(Queue):
                 break
             job_id = as_text(reply[0])
             try:
-                job = job_from(reply, job_cls, connection, serializer)
+                job = _job_from(reply, job_cls, connection, serializer)
             except Exception as exc:
                 # As RQ: the worker reads these to fail the job it could not load.
                 exc.job_id = job_id  # type: ignore[attr-defined]
@@ -67,7 +67,7 @@ class ExecutionQueue(Queue):
                                    serializer=serializer, death_penalty_class=death_penalty_class)
 
 
-def job_from(reply: Any, job_class: type[Job], connection: Redis, serializer: Any) -> Job | None:
+def _job_from(reply: Any, job_class: type[Job], connection: Redis, serializer: Any) -> Job | None:
     """The job of a TAKE reply (None when its hash is gone)."""
     job_id, flat = as_text(reply[0]), reply[1]
     if not flat:

@@ -40,15 +40,9 @@ _NODE_FAILURE = "ExecutionFailed:"
 _Registry = TypeVar("_Registry", bound=BaseRegistry)
 _registries: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], BaseRegistry]] = weakref.WeakKeyDictionary()
 
-# KEYS: the execution's state, its job hash. ARGV: n, then n fields of the job hash to delete, then the fields
-# to delete only once the execution has succeeded (no requeue leaves `succeeded`).
-_DROP_FIELDS = """
-local n = tonumber(ARGV[1])
-redis.call('HDEL', KEYS[2], unpack(ARGV, 2, n + 1))
-if #ARGV > n + 1 and redis.call('HGET', KEYS[1], 'status') == 'succeeded' then
-  redis.call('HDEL', KEYS[2], unpack(ARGV, n + 2))
-end
-"""
+# What run_execution returns as `status` only when its success transition applied: the execution ended,
+# and no requeue leaves `succeeded`.
+_ENDED = ("succeeded",)
 # Fields of RQ's job hash that only running it again would read.
 _HOW_TO_RUN = ("timeout", "failure_ttl", "retries_left", "retry_intervals", "number_of_retries",
                "failure_callback_name", "failure_callback_timeout", "last_heartbeat")
@@ -84,11 +78,10 @@ class ExecutionJob(Job):
                         execution_ended_at: Any = None) -> None:
         self._status = JobStatus.FINISHED
         empty = self._save_short(pipeline, delete_empty=False)
+        outcome = self._result.get("status") if isinstance(self._result, dict) else None
         # An execution that succeeded never runs again: its job keeps what RQ's tools show (status, times,
-        # origin, description, worker), not how to run it. The worker's transaction wrote the success just
-        # before (or it was refused: then the job may run again and keeps all of it).
-        pipeline.eval(_DROP_FIELDS, 2, keys.execution(self.id), self.key, len(empty) + 1, "exc_info", *empty,
-                      *_HOW_TO_RUN)
+        # origin, description, worker), not how to run it.
+        pipeline.hdel(self.key, "exc_info", *empty, *(_HOW_TO_RUN if outcome in _ENDED else ()))
         if result_ttl != 0:
             self.finished_job_registry.add(self, result_ttl, pipeline)
 

@@ -14,7 +14,6 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -29,7 +28,7 @@ from rq.timeouts import BaseTimeoutException, JobTimeoutException
 from nodedrop_rq import documents, keys, state
 from nodedrop_rq.errors import ExecutionCancelled, ExecutionFailed
 from nodedrop_rq.execution import status
-from nodedrop_rq.execution.transitions import FencedWrite, Running, Started, Transitions, failure_target
+from nodedrop_rq.execution.transitions import Running, Started, Transitions, failure_target
 from nodedrop_rq.progress import NodeProgress
 from nodedrop_rq.rq_integration import names
 from nodedrop_rq.settings import Settings, get_settings
@@ -43,8 +42,6 @@ FAILURE_CALLBACK = "nodedrop_rq.jobs.on_execution_failure"
 # has already been written (RQ then only retries or fails the job).
 STARTED_ATTR = "nd_started"
 RECORDED_ATTR = "nd_recorded"
-# Set by run_execution when the workflow succeeded: the success transition, which the worker sends.
-PENDING_ATTR = "nd_pending_finish"
 
 
 def run_execution(execution_id: str | None = None, workflow: dict[str, Any] | None = None,
@@ -78,14 +75,15 @@ def run_execution(execution_id: str | None = None, workflow: dict[str, Any] | No
     progress = NodeProgress(job.connection, execution_id, started.attempt, started.token, started.started_at)
     clock = time.monotonic()
 
-    def write(target: str, **fields: Any) -> PendingFinish:
-        return PendingFinish(transitions.finish_write(
-            execution_id, job.origin, attempt=started.attempt, token=started.token, target=target,
-            nodes=progress.nodes, events=progress.finish(), duration=time.monotonic() - clock,
-            workflow=started.workflow, started_at=started.started_at, **fields), execution_id, started.attempt, target)
-
     def finish(target: str, **fields: Any) -> bool:
-        return write(target, **fields).apply()
+        applied = transitions.finish(execution_id, job.origin, attempt=started.attempt, token=started.token,
+                                     target=target, nodes=progress.nodes, events=progress.finish(),
+                                     duration=time.monotonic() - clock, workflow=started.workflow,
+                                     started_at=started.started_at, **fields)
+        if not applied:
+            log.warning("execution %s attempt %s: outcome %s not recorded, the execution moved on meanwhile",
+                        execution_id, started.attempt, target)
+        return applied
 
     try:
         result = run_workflow(parsed, normalize_input(input, limits),
@@ -106,42 +104,9 @@ def run_execution(execution_id: str | None = None, workflow: dict[str, Any] | No
         if not _fail(job, settings, started, error, finish):
             return dict(outcome, status="skipped", found="stale")
         raise ExecutionFailed(error, started.attempt)
-    # The success is written by the worker, right before the transaction that tells RQ the job finished.
-    job.__dict__[PENDING_ATTR] = write(status.SUCCEEDED, output=result.output)
-    return dict(outcome, status=status.SUCCEEDED, durationMs=round((time.monotonic() - clock) * 1000, 3))
-
-
-@dataclass(frozen=True)
-class PendingFinish:
-    """An attempt's outcome, written by the worker once RQ's job function has returned (:meth:`apply`). A
-    refused write (the execution moved on meanwhile) is logged."""
-
-    write: FencedWrite
-    execution_id: str
-    attempt: int
-    target: str
-
-    def apply(self) -> bool:
-        return self._told(self.write.apply())
-
-    def _told(self, applied: bool) -> bool:
-        if not applied:
-            log.warning("execution %s attempt %s: outcome %s not recorded, the execution moved on meanwhile",
-                        self.execution_id, self.attempt, self.target)
-        return applied
-
-
-def pending_finish(job: Job) -> PendingFinish | None:
-    """The outcome ``run_execution`` left for the worker to write, once (None when there is none)."""
-    return job.__dict__.pop(PENDING_ATTR, None)
-
-
-def write_pending_finish(job: Job) -> None:
-    """Write the outcome ``run_execution`` left on ``job`` now, on its own (RQ's success path, or a failure
-    of RQ's own bookkeeping after the workflow succeeded)."""
-    pending = pending_finish(job)
-    if pending is not None:
-        pending.apply()
+    applied = finish(status.SUCCEEDED, output=result.output)
+    return dict(outcome, status=status.SUCCEEDED if applied else "skipped",
+                durationMs=round((time.monotonic() - clock) * 1000, 3))
 
 
 # Parsed workflows by (document digest, limits). A digest names one document forever and the engine never

@@ -18,8 +18,11 @@ RQ's worker spends about 18 round trips on a job (``bench/round_trips.py``). Thi
   started (read in the preparation pipeline): the success MULTI reads the set, and dependents added while
   the job ran are enqueued right after it (:func:`enqueue_late_dependents`). Jobs that had dependents,
   repeat, are rate limited or keep no result take RQ's own path unchanged;
-* inline, the worker's ``idle`` state is written by that MULTI, so the dequeue loop need not write it;
-Every other outcome of an attempt is written by the job function itself, before RQ's failure handling.
+* inline, the worker's ``idle`` state is written by that MULTI, so the dequeue loop need not write it.
+
+The plain commands of the preparation and success transactions are sent as one script call each
+(``batched.py``). The attempt's outcome is its own fenced transition (run by the job function), never part
+of RQ's MULTI.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from rq.worker import WorkerStatus
 
 from nodedrop_rq.execution.transitions import Transitions, parse_start
 from nodedrop_rq.rq_integration import batched, names
-from nodedrop_rq.rq_integration.jobs import FUNC_NAME, STARTED_ATTR, write_pending_finish
+from nodedrop_rq.rq_integration.jobs import FUNC_NAME, STARTED_ATTR
 
 # Bounds the retries of a WATCHed transaction that other clients keep changing under us.
 MAX_WATCH_RETRIES = 100
@@ -156,13 +159,9 @@ class FewerRoundTrips:
         result_ttl = job.get_result_ttl(self.default_result_ttl)
         if (result_ttl == 0 or (job.repeats_left is not None and job.repeats_left > 0) or job.has_rate_limit
                 or self._nd_had_dependents is not False):
-            write_pending_finish(job)
             super().handle_job_success(job, queue, started_job_registry, execution)  # type: ignore[misc]
             return
         assert job.started_at and job.ended_at
-        # The execution's success first, on its own: RQ's MULTI below reads it, and a reply of that MULTI
-        # lost on the way must find the success already written.
-        write_pending_finish(job)
         with self.connection.pipeline() as pipe:
             self.increment_successful_job_count(pipeline=pipe)
             self.increment_total_working_time(job.ended_at - job.started_at, pipe)

@@ -47,7 +47,7 @@ from nodedrop_rq.rq_integration import maintenance, names, outage_log, private, 
 from nodedrop_rq.rq_integration.dequeue import ExecutionQueue
 from nodedrop_rq.rq_integration.execution_job import ExecutionJob
 from nodedrop_rq.rq_integration.heartbeats import RunningJobHeartbeat
-from nodedrop_rq.rq_integration.jobs import RECORDED_ATTR, error_of, record_attempt_end, write_pending_finish
+from nodedrop_rq.rq_integration.jobs import RECORDED_ATTR, error_of, record_attempt_end
 from nodedrop_rq.rq_integration.round_trips import FewerRoundTrips
 from nodedrop_rq.rq_integration.scheduler import RetryScheduler
 from nodedrop_rq.settings import Settings, configure, get_settings
@@ -219,11 +219,6 @@ class ExecutionWorker(FewerRoundTrips, Worker):
 
     def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "",
                            execution: Execution | None = None) -> None:
-        try:
-            # The workflow succeeded, then RQ's bookkeeping failed before the success was written.
-            write_pending_finish(job)
-        except RedisError as exc:
-            self.log.warning("Worker %s: could not record the success of %s: %s", self.name, job.id, exc)
         if job.__dict__.pop(RECORDED_ATTR, False):
             if self.inline:
                 self._stopped_job_id = None  # a stop that raced the failure: the failure was recorded
