@@ -65,9 +65,11 @@ def test_submit_run_retry_review_stats_export_and_schedules_across_two_servers(
     # A retry and the failure review, on B.
     failed_id = submit_execution(workflows.failing(), {"tag": "two-servers"}, settings=settings, queue="orders")
     wait_for(reaches(control, failed_id, "failed", attempt=2), 30, what="two attempts on B")
+    # The state reads `failed` a moment before RQ's failure MULTI adds the job to its failed registry.
+    wait_for(lambda: control.failed_count("orders") == 1, 5, what="RQ's failed registry")
     assert [item.id for item in control.list_failed("orders")] == [failed_id]
     assert control.list_failed() == [] and control.failed_count("orders") == 1
-    wait_for(lambda: control.show_failed(failed_id)[0].queue == "orders", 5, what="RQ's failed registry")
+    assert control.show_failed(failed_id)[0].queue == "orders"
     control.requeue(failed_id)
     wait_for(reaches(control, failed_id, "failed", attempt=4, requeues=1), 30, what="the requeued execution")
 
